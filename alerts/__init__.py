@@ -1,0 +1,1 @@
+"""bytewatch's alerting: decisions to people, durably and without leaking secrets."""

@@ -1,0 +1,106 @@
+/* The one definition of what crosses from the kernel to bytewatch.
+ *
+ * probe/abi.py mirrors these layouts with ctypes; tests/probe/test_abi.py compiles this header
+ * with the host compiler and checks that sizes and offsets agree. Fixed-size fields come first,
+ * padding is explicit, and every record starts with its kind byte.
+ */
+#ifndef BYTEWATCH_HTTP_EVENT_H
+#define BYTEWATCH_HTTP_EVENT_H
+
+#define BW_DATA_MAX 4096 /* payload bytes one record can carry (a power of two) */
+#define BW_COMM_LEN 16
+
+enum bw_kind {
+    BW_KIND_DATA = 1,  /* bytes read or written on a tracked connection */
+    BW_KIND_CLOSE = 2, /* a tracked connection was closed */
+};
+
+enum bw_direction {
+    BW_INGRESS = 0, /* read by the process */
+    BW_EGRESS = 1,  /* written by the process */
+};
+
+enum bw_role {
+    BW_ROLE_UNKNOWN = 0,
+    BW_ROLE_SERVER = 1, /* the process answers requests on this connection */
+    BW_ROLE_CLIENT = 2, /* the process sends requests on this connection */
+};
+
+enum bw_flag {
+    BW_FLAG_MSG_START = 1, /* the syscall's bytes begin with an HTTP/1.x start line */
+    BW_FLAG_CUT = 2,       /* the syscall moved more bytes than the record carries */
+};
+
+enum bw_counter {
+    BW_COUNTER_RECORDS = 0,   /* records written to the ring buffer */
+    BW_COUNTER_LOST = 1,      /* records dropped because the ring buffer was full */
+    BW_COUNTER_TRUNCATED = 2, /* messages whose capture budget ran out */
+    BW_COUNTER_CONNS = 3,     /* connections that started being tracked */
+    BW_COUNTER_ARGS_FULL = 4, /* syscalls missed because the in-flight table was full */
+    BW_COUNTER_MAX = 5,
+};
+
+/* One record per read/write that starts an HTTP message or falls within a message's capture
+ * budget, and one per close of a tracked connection. Byte totals are per connection and
+ * direction and include this record's own syscall, so user space can place every record in
+ * its stream and learn about bytes that were counted but not copied. */
+struct bw_event {
+    __u8 kind;
+    __u8 direction;
+    __u8 role;
+    __u8 flags;
+    __u32 tgid;
+    __u32 tid;
+    __s32 fd;
+    __u64 conn_id;     /* distinguishes successive connections that reuse one fd */
+    __u64 ts_ns;       /* CLOCK_MONOTONIC when the syscall returned (or close was called) */
+    __u64 in_bytes;    /* bytes read on this connection so far */
+    __u64 in_last_ns;  /* when the last of them was read */
+    __u64 out_bytes;   /* bytes written on this connection so far */
+    __u64 out_last_ns; /* when the last of them was written */
+    __u32 len;         /* bytes moved by this syscall */
+    __u32 captured;    /* valid bytes in data[] */
+    __u16 local_port;  /* 0 when unknown */
+    __u16 remote_port; /* 0 when unknown */
+    __u32 _pad0;
+    char comm[BW_COMM_LEN]; /* the calling thread's name */
+    __u8 data[BW_DATA_MAX];
+};
+
+/* Written once by the loader before attaching. */
+struct bw_config {
+    __u32 self_tgid;     /* the agent itself: never observed */
+    __u32 capture_bytes; /* bytes copied per HTTP message and direction (headers and body) */
+    __u8 filter_pids;    /* 1: only tgids in filter_pids (or thread names in filter_comms) */
+    __u8 filter_ports;   /* 1: only connections whose known port is in filter_ports */
+    __u8 _pad0[6];
+};
+
+/* Keys and values of the maps user space reads or writes. */
+struct bw_conn_key {
+    __u32 tgid;
+    __s32 fd;
+};
+
+struct bw_comm_key {
+    char comm[BW_COMM_LEN];
+};
+
+struct bw_conn {
+    __u64 conn_id;
+    __u64 in_bytes;
+    __u64 in_last_ns;
+    __u64 out_bytes;
+    __u64 out_last_ns;
+    __u64 out_tail;    /* the last 8 bytes written, for ends of chunked bodies beyond the budget */
+    __u32 in_budget;   /* capture bytes left for the current inbound message */
+    __u32 out_budget;  /* capture bytes left for the current outbound message */
+    __u16 local_port;
+    __u16 remote_port;
+    __u8 role;
+    __u8 tracked;      /* an HTTP start line has been seen */
+    __u8 ignored;      /* excluded by a filter */
+    __u8 _pad0;
+};
+
+#endif /* BYTEWATCH_HTTP_EVENT_H */

@@ -1,0 +1,493 @@
+/* bytewatch's kernel side: HTTP/1.x triage on syscall tracepoints.
+ *
+ * Only tracepoint arguments, user memory and BPF helpers are read, never kernel structs, so the
+ * same source runs on any 5.8+ kernel (ring buffer) without kprobes. A connection is tracked from
+ * the first read or write that starts an HTTP/1.x message; from then on every syscall on it is
+ * counted, and bytes are copied out only until the message's capture budget is spent. That keeps
+ * the common case to one record per request and one per response.
+ *
+ * Compile-time sizes come from the loader as -D flags; everything else is in the config map.
+ */
+#include <uapi/linux/ptrace.h>
+#include "http_event.h"
+
+#ifndef BW_RINGBUF_PAGES
+#define BW_RINGBUF_PAGES 2048
+#endif
+#ifndef BW_MAX_CONNS
+#define BW_MAX_CONNS 65536
+#endif
+#define BW_MAX_IOV 8
+#define BW_PEEK 16
+#define BW_EINPROGRESS 115
+#define BW_AF_INET 2
+#define BW_AF_INET6 10
+
+/* What a syscall's entry saw, for its exit to use. */
+struct bw_io_args {
+    __u64 buf;   /* the buffer, or the iovec array when vectored */
+    __u64 vlen;  /* iovec count when vectored */
+    __s32 fd;
+    __u8 vectored;
+    __u8 direction;
+    __u16 port;  /* connect/bind: the port in the sockaddr */
+    __u64 ts_enter_ns;
+};
+
+/* The scratch record has room for one payload past its end, so that masked offsets and
+ * lengths stay provably inside the map value when several iovecs are copied in a row. */
+struct bw_scratch {
+    struct bw_event ev;
+    __u8 spill[BW_DATA_MAX];
+};
+
+BPF_ARRAY(config, struct bw_config, 1);
+BPF_PERCPU_ARRAY(counters, __u64, BW_COUNTER_MAX);
+BPF_HASH(filter_pids, __u32, __u8, 4096);
+BPF_HASH(filter_comms, struct bw_comm_key, __u8, 256);
+BPF_HASH(filter_ports, __u16, __u8, 1024);
+BPF_HASH(listen_ports, struct bw_conn_key, __u16, 16384);
+BPF_TABLE("lru_hash", struct bw_conn_key, struct bw_conn, conns, BW_MAX_CONNS);
+BPF_HASH(active, __u64, struct bw_io_args, 16384);
+BPF_PERCPU_ARRAY(scratch, struct bw_scratch, 1);
+BPF_RINGBUF_OUTPUT(events, BW_RINGBUF_PAGES);
+
+static __always_inline void count(__u32 which) {
+    __u64 *v = counters.lookup(&which);
+    if (v)
+        *v += 1;
+}
+
+/* Is this process one the user asked to watch? The agent never watches itself. */
+static __always_inline int wanted(__u32 tgid) {
+    __u32 zero = 0;
+    struct bw_config *cfg = config.lookup(&zero);
+    if (!cfg || tgid == cfg->self_tgid)
+        return 0;
+    if (!cfg->filter_pids)
+        return 1;
+    if (filter_pids.lookup(&tgid))
+        return 1;
+    struct bw_comm_key key = {};
+    bpf_get_current_comm(&key.comm, sizeof(key.comm));
+    return filter_comms.lookup(&key) != 0;
+}
+
+/* 0: not an HTTP/1.x start line; 1: a request line; 2: a status line. Only the first bytes
+ * are looked at: user space parses properly and counts what turns out to be garbage. */
+static __always_inline int http_start(const __u8 *p, __u32 n) {
+    if (n >= 7 && p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
+        p[5] == '1' && p[6] == '.')
+        return 2;
+    __u32 sp = 0;
+    switch (p[0]) {
+    case 'G': if (p[1] == 'E' && p[2] == 'T') sp = 3; break;
+    case 'P':
+        if (p[1] == 'U' && p[2] == 'T') sp = 3;
+        else if (p[1] == 'O' && p[2] == 'S' && p[3] == 'T') sp = 4;
+        else if (p[1] == 'A' && p[2] == 'T' && p[3] == 'C' && p[4] == 'H') sp = 5;
+        break;
+    case 'H': if (p[1] == 'E' && p[2] == 'A' && p[3] == 'D') sp = 4; break;
+    case 'D':
+        if (p[1] == 'E' && p[2] == 'L' && p[3] == 'E' && p[4] == 'T' && p[5] == 'E') sp = 6;
+        break;
+    case 'O':
+        if (p[1] == 'P' && p[2] == 'T' && p[3] == 'I' && p[4] == 'O' && p[5] == 'N' && p[6] == 'S')
+            sp = 7;
+        break;
+    case 'C':
+        if (p[1] == 'O' && p[2] == 'N' && p[3] == 'N' && p[4] == 'E' && p[5] == 'C' && p[6] == 'T')
+            sp = 7;
+        break;
+    case 'T':
+        if (p[1] == 'R' && p[2] == 'A' && p[3] == 'C' && p[4] == 'E') sp = 5;
+        break;
+    }
+    if (sp == 0 || n < sp + 2)
+        return 0;
+    /* method, one space, then the first byte of a target */
+    if (p[sp & (BW_PEEK - 1)] != ' ')
+        return 0;
+    __u8 c = p[(sp + 1) & (BW_PEEK - 1)];
+    return (c > ' ' && c < 0x7f) ? 1 : 0;
+}
+
+/* The first bytes a syscall moved, for triage. */
+static __always_inline __u32 peek(__u8 *out, const struct bw_io_args *a, __u32 total) {
+    __u64 base = a->buf;
+    __u64 len = total;
+    if (a->vectored) {
+        struct { __u64 base; __u64 len; } iov = {};
+        if (bpf_probe_read_user(&iov, sizeof(iov), (void *)a->buf))
+            return 0;
+        base = iov.base;
+        len = iov.len < total ? iov.len : total;
+    }
+    __u32 n = len < BW_PEEK ? (__u32)len : BW_PEEK;
+    if (n == 0 || bpf_probe_read_user(out, n & (BW_PEEK * 2 - 1), (void *)base))
+        return 0;
+    return n;
+}
+
+/* Copy up to `limit` of the bytes the syscall moved into the record; returns how many. */
+static __always_inline __u32 copy_payload(struct bw_scratch *s, const struct bw_io_args *a,
+                                          __u64 limit) {
+    asm volatile("" : "+r"(limit));
+    if (limit > BW_DATA_MAX)
+        limit = BW_DATA_MAX;
+    if (!a->vectored) {
+        if (bpf_probe_read_user(s->ev.data, limit, (void *)a->buf))
+            return 0;
+        return limit;
+    }
+    __u64 off = 0;
+#pragma unroll
+    for (int i = 0; i < BW_MAX_IOV; i++) {
+        if (i >= a->vlen || off >= limit)
+            break;
+        struct { __u64 base; __u64 len; } iov = {};
+        if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(a->buf + i * sizeof(iov))))
+            break;
+        __u64 n = iov.len < (limit - off) ? iov.len : limit - off;
+        if (n == 0)
+            continue;
+        /* Masks the verifier can follow: off < BW_DATA_MAX and n <= BW_DATA_MAX, and the
+         * scratch value has BW_DATA_MAX spare bytes past data[]. */
+        off &= BW_DATA_MAX - 1;
+        asm volatile("" : "+r"(n));
+        if (n > BW_DATA_MAX)
+            n = BW_DATA_MAX;
+        if (bpf_probe_read_user(&s->ev.data[off], n, (void *)iov.base))
+            break;
+        off += n;
+    }
+    return off;
+}
+
+static __always_inline void stamp(struct bw_event *ev, __u8 kind, const struct bw_conn_key *key,
+                                  const struct bw_conn *c, __u64 now) {
+    __u64 id = bpf_get_current_pid_tgid();
+    ev->kind = kind;
+    ev->role = c->role;
+    ev->tgid = key->tgid;
+    ev->tid = (__u32)id;
+    ev->fd = key->fd;
+    ev->conn_id = c->conn_id;
+    ev->ts_ns = now;
+    ev->in_bytes = c->in_bytes;
+    ev->in_last_ns = c->in_last_ns;
+    ev->out_bytes = c->out_bytes;
+    ev->out_last_ns = c->out_last_ns;
+    ev->local_port = c->local_port;
+    ev->remote_port = c->remote_port;
+    ev->_pad0 = 0;
+    bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
+}
+
+static __always_inline int port_allowed(struct bw_config *cfg, struct bw_conn *c) {
+    if (!cfg->filter_ports)
+        return 1;
+    __u16 port = c->role == BW_ROLE_SERVER ? c->local_port : c->remote_port;
+    /* An unknown port is let through; user space applies the filter once it knows. */
+    return port == 0 || filter_ports.lookup(&port) != 0;
+}
+
+static __always_inline int on_data(struct bw_io_args *a, long ret) {
+    if (ret <= 0 || a->fd < 0)
+        return 0;
+    __u64 now = bpf_ktime_get_ns();
+    __u32 zero = 0;
+    struct bw_config *cfg = config.lookup(&zero);
+    if (!cfg)
+        return 0;
+    struct bw_conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = a->fd};
+    struct bw_conn *c = conns.lookup(&key);
+
+    __u8 head[BW_PEEK * 2] = {};
+    int start = 0;
+    if (peek(head, a, (__u32)ret))
+        start = http_start(head, ret < BW_PEEK ? (__u32)ret : BW_PEEK);
+    if (!c || !c->tracked) {
+        if (!start)
+            return 0;
+        struct bw_conn fresh = {};
+        if (c) {
+            fresh.conn_id = c->conn_id;
+            fresh.local_port = c->local_port;
+            fresh.remote_port = c->remote_port;
+        } else {
+            fresh.conn_id = now;
+        }
+        /* Reading a request or writing a response makes this process the server. */
+        int reads = a->direction == BW_INGRESS;
+        fresh.role = (start == 1) == reads ? BW_ROLE_SERVER : BW_ROLE_CLIENT;
+        fresh.tracked = 1;
+        fresh.ignored = !port_allowed(cfg, &fresh);
+        conns.update(&key, &fresh);
+        c = conns.lookup(&key);
+        if (!c)
+            return 0;
+        count(BW_COUNTER_CONNS);
+    }
+    if (c->ignored)
+        return 0;
+
+    __u32 *budget;
+    if (a->direction == BW_INGRESS) {
+        __sync_fetch_and_add(&c->in_bytes, ret);
+        c->in_last_ns = now;
+        budget = &c->in_budget;
+    } else {
+        __sync_fetch_and_add(&c->out_bytes, ret);
+        c->out_last_ns = now;
+        budget = &c->out_budget;
+    }
+    if (start)
+        *budget = cfg->capture_bytes;
+    __u32 want = ret < *budget ? (__u32)ret : *budget;
+    if (want == 0) {
+        if (a->direction == BW_EGRESS && !a->vectored && ret >= 8) {
+            __u64 tail = 0;
+            bpf_probe_read_user(&tail, sizeof(tail), (void *)(a->buf + ret - 8));
+            c->out_tail = tail;
+        }
+        return 0;
+    }
+
+    struct bw_scratch *s = scratch.lookup(&zero);
+    if (!s)
+        return 0;
+    __u32 got = copy_payload(s, a, want);
+    *budget -= want;
+    if (*budget == 0 && (__u32)ret > want)
+        count(BW_COUNTER_TRUNCATED);
+    stamp(&s->ev, BW_KIND_DATA, &key, c, now);
+    s->ev.direction = a->direction;
+    s->ev.flags = (start ? BW_FLAG_MSG_START : 0) | ((__u32)ret > got ? BW_FLAG_CUT : 0);
+    s->ev.len = (__u32)ret;
+    s->ev.captured = got;
+    __u32 size = sizeof(struct bw_event) - BW_DATA_MAX + (got & (BW_DATA_MAX * 2 - 1));
+    if (size > sizeof(struct bw_event))
+        size = sizeof(struct bw_event);
+    if (events.ringbuf_output(&s->ev, size, 0))
+        count(BW_COUNTER_LOST);
+    else
+        count(BW_COUNTER_RECORDS);
+    return 0;
+}
+
+/* ---- entries: remember the arguments the exit needs ---- */
+
+static __always_inline int enter_io(__s64 fd, __u64 buf, __u64 vlen, __u8 vectored, __u8 dir) {
+    if (fd < 0)
+        return 0;
+    __u64 id = bpf_get_current_pid_tgid();
+    if (!wanted(id >> 32))
+        return 0;
+    struct bw_io_args a = {.buf = buf, .vlen = vlen, .fd = (__s32)fd, .vectored = vectored,
+                           .direction = dir};
+    if (active.update(&id, &a))
+        count(BW_COUNTER_ARGS_FULL);
+    return 0;
+}
+
+/* user_msghdr is user-space ABI: msg_iov at offset 16, msg_iovlen at 24 on 64-bit. */
+static __always_inline int enter_msg(__s64 fd, __u64 msg, __u8 dir) {
+    __u64 hdr[4] = {};
+    if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)msg))
+        return 0;
+    return enter_io(fd, hdr[2], hdr[3], 1, dir);
+}
+
+static __always_inline int exit_io(long ret) {
+    __u64 id = bpf_get_current_pid_tgid();
+    struct bw_io_args *a = active.lookup(&id);
+    if (!a)
+        return 0;
+    struct bw_io_args copy = *a;
+    active.delete(&id);
+    return on_data(&copy, ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_read) {
+    return enter_io(args->fd, (__u64)args->buf, 0, 0, BW_INGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_read) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_readv) {
+    return enter_io(args->fd, (__u64)args->vec, args->vlen, 1, BW_INGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_recvfrom) {
+    return enter_io(args->fd, (__u64)args->ubuf, 0, 0, BW_INGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg) {
+    return enter_msg(args->fd, (__u64)args->msg, BW_INGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return exit_io(args->ret); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_write) {
+    return enter_io(args->fd, (__u64)args->buf, 0, 0, BW_EGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_write) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_writev) {
+    return enter_io(args->fd, (__u64)args->vec, args->vlen, 1, BW_EGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_sendto) {
+    return enter_io(args->fd, (__u64)args->buff, 0, 0, BW_EGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) {
+    return enter_msg(args->fd, (__u64)args->msg, BW_EGRESS);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return exit_io(args->ret); }
+
+/* sendfile moves a response body without a user buffer: counted, never copied. */
+TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64) {
+    __u64 id = bpf_get_current_pid_tgid();
+    struct bw_conn_key key = {.tgid = id >> 32, .fd = args->out_fd};
+    struct bw_conn *c = conns.lookup(&key);
+    if (!c || !c->tracked || c->ignored)
+        return 0;
+    struct bw_io_args a = {.fd = args->out_fd, .direction = BW_EGRESS};
+    active.update(&id, &a);
+    return 0;
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64) {
+    __u64 id = bpf_get_current_pid_tgid();
+    struct bw_io_args *a = active.lookup(&id);
+    if (!a)
+        return 0;
+    struct bw_conn_key key = {.tgid = id >> 32, .fd = a->fd};
+    active.delete(&id);
+    struct bw_conn *c = conns.lookup(&key);
+    if (!c || args->ret <= 0)
+        return 0;
+    __sync_fetch_and_add(&c->out_bytes, args->ret);
+    c->out_last_ns = bpf_ktime_get_ns();
+    return 0;
+}
+
+/* ---- connection life ---- */
+
+static __always_inline __u16 sockaddr_port(__u64 addr) {
+    __u16 family_port[2] = {};
+    if (!addr || bpf_probe_read_user(family_port, sizeof(family_port), (void *)addr))
+        return 0;
+    if (family_port[0] != BW_AF_INET && family_port[0] != BW_AF_INET6)
+        return 0;
+    return (__u16)((family_port[1] >> 8) | (family_port[1] << 8));
+}
+
+static __always_inline int enter_accept(__s64 listen_fd, __u64 peer) {
+    __u64 id = bpf_get_current_pid_tgid();
+    if (!wanted(id >> 32))
+        return 0;
+    struct bw_io_args a = {.fd = (__s32)listen_fd, .buf = peer};
+    active.update(&id, &a);
+    return 0;
+}
+
+static __always_inline int exit_accept(long ret) {
+    __u64 id = bpf_get_current_pid_tgid();
+    struct bw_io_args *a = active.lookup(&id);
+    if (!a)
+        return 0;
+    struct bw_io_args copy = *a;
+    active.delete(&id);
+    if (ret < 0)
+        return 0;
+    struct bw_conn_key listen = {.tgid = id >> 32, .fd = copy.fd};
+    __u16 *port = listen_ports.lookup(&listen);
+    struct bw_conn c = {.conn_id = bpf_ktime_get_ns(), .role = BW_ROLE_SERVER};
+    c.local_port = port ? *port : 0;
+    c.remote_port = sockaddr_port(copy.buf);
+    struct bw_conn_key key = {.tgid = id >> 32, .fd = (__s32)ret};
+    conns.update(&key, &c);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_accept4) {
+    return enter_accept(args->fd, (__u64)args->upeer_sockaddr);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return exit_accept(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_enter_accept) {
+    return enter_accept(args->fd, (__u64)args->upeer_sockaddr);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_accept) { return exit_accept(args->ret); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_connect) {
+    __u64 id = bpf_get_current_pid_tgid();
+    if (!wanted(id >> 32))
+        return 0;
+    struct bw_io_args a = {.fd = args->fd, .port = sockaddr_port((__u64)args->uservaddr)};
+    if (a.port == 0)
+        return 0;
+    active.update(&id, &a);
+    return 0;
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_connect) {
+    __u64 id = bpf_get_current_pid_tgid();
+    struct bw_io_args *a = active.lookup(&id);
+    if (!a)
+        return 0;
+    struct bw_io_args copy = *a;
+    active.delete(&id);
+    if (args->ret != 0 && args->ret != -BW_EINPROGRESS)
+        return 0;
+    struct bw_conn c = {.conn_id = bpf_ktime_get_ns(), .role = BW_ROLE_CLIENT,
+                        .remote_port = copy.port};
+    struct bw_conn_key key = {.tgid = id >> 32, .fd = copy.fd};
+    conns.update(&key, &c);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_bind) {
+    __u64 id = bpf_get_current_pid_tgid();
+    if (!wanted(id >> 32))
+        return 0;
+    struct bw_io_args a = {.fd = args->fd, .port = sockaddr_port((__u64)args->umyaddr)};
+    if (a.port == 0)
+        return 0;
+    active.update(&id, &a);
+    return 0;
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_bind) {
+    __u64 id = bpf_get_current_pid_tgid();
+    struct bw_io_args *a = active.lookup(&id);
+    if (!a)
+        return 0;
+    struct bw_conn_key key = {.tgid = id >> 32, .fd = a->fd};
+    __u16 port = a->port;
+    active.delete(&id);
+    if (args->ret == 0)
+        listen_ports.update(&key, &port);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close) {
+    __u64 id = bpf_get_current_pid_tgid();
+    struct bw_conn_key key = {.tgid = id >> 32, .fd = (__s32)args->fd};
+    struct bw_conn *c = conns.lookup(&key);
+    if (!c)
+        return 0;
+    if (c->tracked && !c->ignored) {
+        __u32 zero = 0;
+        struct bw_scratch *s = scratch.lookup(&zero);
+        if (s) {
+            stamp(&s->ev, BW_KIND_CLOSE, &key, c, bpf_ktime_get_ns());
+            s->ev.direction = 0;
+            s->ev.flags = 0;
+            s->ev.len = 0;
+            s->ev.captured = 0;
+            if (events.ringbuf_output(&s->ev, sizeof(struct bw_event) - BW_DATA_MAX, 0))
+                count(BW_COUNTER_LOST);
+            else
+                count(BW_COUNTER_RECORDS);
+        }
+    }
+    conns.delete(&key);
+    listen_ports.delete(&key);
+    return 0;
+}

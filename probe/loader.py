@@ -1,0 +1,211 @@
+"""The only module that imports ``bcc``: compile, attach, configure, read, clean up.
+
+BCC comes from Debian's ``python3-bpfcc`` (``scripts/setup.sh`` links it into the virtual
+environment). Every BCC failure is translated into ``ProbeUnavailable`` with one line saying
+what to do, so the command line never shows a traceback for a machine problem.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from probe.abi import (
+    COMM_LEN,
+    COUNTER_COUNT,
+    CCommKey,
+    CConfig,
+    CConn,
+    CConnKey,
+    Counter,
+)
+from probe.errors import ProbeUnavailable
+
+BPF_DIR = Path(os.environ.get("BYTEWATCH_BPF_DIR", Path(__file__).resolve().parent.parent / "bpf"))
+PROBE_SOURCE = BPF_DIR / "http_probe.bpf.c"
+DEBIAN_DIST_PACKAGES = Path("/usr/lib/python3/dist-packages")
+
+
+def _import_bcc() -> ModuleType:
+    try:
+        import bcc
+    except ImportError as exc:
+        raise ProbeUnavailable(
+            "BCC is not importable: install Debian's python3-bpfcc and run scripts/setup.sh "
+            "(the PyPI package named 'bcc' is unrelated)"
+        ) from exc
+    module: ModuleType = bcc
+    return module
+
+
+def bcc_import_problem() -> str | None:
+    """None when BCC imports, else the one-line fix."""
+    try:
+        _import_bcc()
+    except ProbeUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def trial_attach() -> str | None:
+    """Compile and attach a one-line program to a syscall tracepoint; None on success."""
+    bcc = _import_bcc()
+    text = "TRACEPOINT_PROBE(syscalls, sys_enter_getpid) { return 0; }"
+    try:
+        b = bcc.BPF(text=text.encode())
+    except Exception as exc:
+        return f"cannot load a test eBPF program ({_first_line(exc)}): run scripts/setup.sh as root"
+    b.cleanup()
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    """What the kernel side is told before it attaches."""
+
+    capture_bytes: int = 3072  # per message and direction: room for headers plus a 1 KiB body
+    ringbuf_pages: int = 4096  # 16 MiB: several seconds of headroom at 10,000 requests/s
+    max_connections: int = 65536
+    pids: frozenset[int] = frozenset()
+    comms: frozenset[str] = frozenset()  # thread names matched in the kernel; see probe.filters
+    ports: frozenset[int] = frozenset()
+    self_tgid: int = field(default_factory=os.getpid)
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.capture_bytes <= 4096:
+            raise ValueError(f"capture_bytes must be between 64 and 4096, not {self.capture_bytes}")
+        if self.ringbuf_pages <= 0 or self.ringbuf_pages & (self.ringbuf_pages - 1):
+            raise ValueError(f"ringbuf_pages must be a power of two, not {self.ringbuf_pages}")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnTotals:
+    """The kernel's byte accounting for one connection, read from the ``conns`` map."""
+
+    conn_id: int
+    in_bytes: int
+    in_last_ns: int
+    out_bytes: int
+    out_last_ns: int
+    out_tail: bytes
+
+
+RecordCallback = Callable[[bytes], None]
+
+
+class LoadedProbe:
+    """A compiled and attached probe. Use as a context manager: ``close`` detaches everything."""
+
+    def __init__(self, config: ProbeConfig, on_record: RecordCallback) -> None:
+        bcc = _import_bcc()
+        if not PROBE_SOURCE.is_file():
+            raise ProbeUnavailable(
+                f"probe source not found at {PROBE_SOURCE} (set BYTEWATCH_BPF_DIR)"
+            )
+        cflags = [
+            f"-I{BPF_DIR}",
+            f"-DBW_RINGBUF_PAGES={config.ringbuf_pages}",
+            f"-DBW_MAX_CONNS={config.max_connections}",
+            "-Wno-unused-function",
+        ]
+        try:
+            self._bpf: Any = bcc.BPF(src_file=str(PROBE_SOURCE).encode(), cflags=cflags)
+        except Exception as exc:
+            raise ProbeUnavailable(
+                f"cannot load the probe ({_first_line(exc)}): "
+                "run `bytewatch doctor` for what is missing"
+            ) from exc
+        try:
+            self._configure(config)
+
+            def deliver(_ctx: object, data: int, size: int) -> None:
+                on_record(ctypes.string_at(data, size))
+
+            self._deliver = deliver  # keep the ctypes callback alive as long as the probe
+            self._bpf["events"].open_ring_buffer(deliver)
+        except Exception:
+            self._bpf.cleanup()
+            raise
+        self._conns = self._bpf["conns"]
+        self._counters = self._bpf["counters"]
+        self._listen_ports = self._bpf["listen_ports"]
+
+    def _configure(self, config: ProbeConfig) -> None:
+        filter_pids = bool(config.pids or config.comms)
+        cfg = CConfig(
+            self_tgid=config.self_tgid,
+            capture_bytes=config.capture_bytes,
+            filter_pids=int(filter_pids),
+            filter_ports=int(bool(config.ports)),
+        )
+        self._bpf["config"][ctypes.c_int(0)] = cfg
+        self.set_pids(config.pids)
+        comms = self._bpf["filter_comms"]
+        for comm in config.comms:
+            comms[CCommKey(comm=comm.encode()[: COMM_LEN - 1])] = ctypes.c_uint8(1)
+        ports = self._bpf["filter_ports"]
+        for port in config.ports:
+            ports[ctypes.c_uint16(port)] = ctypes.c_uint8(1)
+
+    def set_pids(self, pids: Iterable[int]) -> None:
+        """Replace the kernel's pid filter (used to follow processes by name)."""
+        table = self._bpf["filter_pids"]
+        wanted = set(pids)
+        present = {k.value for k in table}
+        for pid in present - wanted:
+            del table[ctypes.c_uint32(pid)]
+        for pid in wanted - present:
+            table[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+
+    def seed_listen_ports(self, listeners: Mapping[tuple[int, int], int]) -> None:
+        """Tell the kernel the ports of sockets that were bound before the probe attached."""
+        for (tgid, fd), port in listeners.items():
+            self._listen_ports[CConnKey(tgid=tgid, fd=fd)] = ctypes.c_uint16(port)
+
+    def poll(self, timeout_ms: int) -> None:
+        """Deliver the records waiting in the ring buffer, waiting at most ``timeout_ms``."""
+        self._bpf.ring_buffer_poll(timeout_ms)
+
+    def counters(self) -> dict[Counter, int]:
+        """The kernel's counters summed over CPUs."""
+        totals: dict[Counter, int] = {}
+        for counter in Counter:
+            if counter.value >= COUNTER_COUNT:
+                continue
+            per_cpu = self._counters[ctypes.c_int(counter.value)]
+            totals[counter] = sum(int(v) for v in per_cpu)
+        return totals
+
+    def conn_totals(self, tgid: int, fd: int) -> ConnTotals | None:
+        """The kernel's current byte accounting for a connection, or None if it is gone."""
+        try:
+            c: CConn = self._conns[CConnKey(tgid=tgid, fd=fd)]
+        except KeyError:
+            return None
+        return ConnTotals(
+            conn_id=c.conn_id,
+            in_bytes=c.in_bytes,
+            in_last_ns=c.in_last_ns,
+            out_bytes=c.out_bytes,
+            out_last_ns=c.out_last_ns,
+            out_tail=int(c.out_tail).to_bytes(8, "little"),
+        )
+
+    def close(self) -> None:
+        self._bpf.cleanup()
+
+    def __enter__(self) -> LoadedProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,61 @@
+"""The probe's public records: what leaves ``probe/`` for the rest of bytewatch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    """Which side of the exchange the observed process was on."""
+
+    SERVER = "server"  # the process answered an inbound request
+    CLIENT = "client"  # the process called someone else
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the response body says about the outcome, beyond the status code.
+
+    ``error_type`` is a short, bounded label such as ``insufficient_balance``; ``rule`` names
+    the detector or user rule that decided, so a person can see why.
+    """
+
+    business_error: bool
+    error_type: str | None = None
+    rule: str | None = None
+
+
+NOT_INSPECTED = Verdict(business_error=False)
+"""The verdict of a response whose body was not (or could not be) looked at."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpExchange:
+    """One request and its response, as one observed process saw them.
+
+    ``path`` is the raw path without its query string. It exists for ``bytewatch trace`` and
+    the replay format only: aggregation, storage and metrics use ``route``, never ``path``.
+    ``status`` is 0 when no status line arrived. ``complete`` is false when the connection
+    closed (or the exchange timed out) before the response ended.
+    """
+
+    ts: float  # wall-clock seconds (Unix epoch) when the request started
+    pid: int
+    comm: str
+    service: str
+    direction: Direction
+    method: str
+    path: str
+    route: str
+    status: int
+    latency_s: float
+    request_bytes: int
+    response_bytes: int
+    verdict: Verdict = NOT_INSPECTED
+    complete: bool = True
+
+    @property
+    def server_error(self) -> bool:
+        """A 5xx, or a response that never finished: either way the caller did not get an answer."""
+        return self.status >= 500 or not self.complete

@@ -1,0 +1,50 @@
+"""Shared test plumbing.
+
+Tests that need the kernel carry ``@pytest.mark.kernel``. Outside CI they skip with the reason
+when eBPF cannot run here; with ``CI=true`` a missing capability fails them instead, because CI
+runs as root on a machine that can run them and a skip there would hide a broken probe.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFORMANCE = ROOT.parent / "shared" / "conformance"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def ebpf_unavailable_reason() -> str | None:
+    """None when this process can load eBPF programs, else one line saying why not."""
+    from probe.doctor import run_checks
+
+    problems = run_checks(try_attach=False)
+    return "; ".join(problems) if problems else None
+
+
+@functools.cache
+def _cached_reason() -> str | None:
+    return ebpf_unavailable_reason()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("kernel") is None:
+        return
+    reason = _cached_reason()
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true, so a kernel test may not skip, but eBPF is unavailable: {reason}")
+    pytest.skip(f"needs eBPF: {reason}")
+
+
+@pytest.fixture
+def conformance() -> Path:
+    """The shared conformance data (read in place, never copied)."""
+    if not CONFORMANCE.is_dir():
+        pytest.fail(f"conformance data not found at {CONFORMANCE}")
+    return CONFORMANCE
