@@ -24,6 +24,7 @@ from probe.abi import (
     CConnKey,
     Counter,
 )
+from probe.conn import ConnTotals
 from probe.errors import ProbeUnavailable
 
 BPF_DIR = Path(os.environ.get("BYTEWATCH_BPF_DIR", Path(__file__).resolve().parent.parent / "bpf"))
@@ -86,18 +87,6 @@ class ProbeConfig:
             raise ValueError(f"capture_bytes must be between 64 and 4096, not {self.capture_bytes}")
         if self.ringbuf_pages <= 0 or self.ringbuf_pages & (self.ringbuf_pages - 1):
             raise ValueError(f"ringbuf_pages must be a power of two, not {self.ringbuf_pages}")
-
-
-@dataclass(frozen=True, slots=True)
-class ConnTotals:
-    """The kernel's byte accounting for one connection, read from the ``conns`` map."""
-
-    conn_id: int
-    in_bytes: int
-    in_last_ns: int
-    out_bytes: int
-    out_last_ns: int
-    out_tail: bytes
 
 
 RecordCallback = Callable[[bytes], None]

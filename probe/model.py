@@ -24,9 +24,10 @@ class Verdict:
     business_error: bool
     error_type: str | None = None
     rule: str | None = None
+    inspected: bool = True  # False when no body was looked at (no body, or not captured)
 
 
-NOT_INSPECTED = Verdict(business_error=False)
+NOT_INSPECTED = Verdict(business_error=False, inspected=False)
 """The verdict of a response whose body was not (or could not be) looked at."""
 
 

@@ -34,6 +34,20 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 # --- probe commands: trace -------------------------------------------------------------------
 
 
+def _trace(args: argparse.Namespace) -> int:
+    from probe.trace import run_trace
+
+    return run_trace(args)
+
+
+def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from probe.trace import add_trace_arguments
+
+    p = sub.add_parser("trace", help="print HTTP exchanges live, like tcplife for HTTP")
+    add_trace_arguments(p)
+    p.set_defaults(handler=_trace)
+
+
 # --- probe commands: routes, classify (issue 3) ---------------------------------------------
 
 
@@ -60,13 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_doctor,
     # probe: trace
-
+    _add_trace,
     # issue 3: routes, classify
-
     # issue 4: validate, rules
-
     # issue 5: alert, silence
-
     # issue 6: run, backtest, config
 ]
 

@@ -1,0 +1,315 @@
+"""Per-connection state: records in, request/response pairs out.
+
+A connection is keyed by (tgid, fd) and told apart from a later one on the same fd by the
+kernel's ``conn_id``. Each keeps one ``StreamParser`` per direction and a queue of requests
+waiting for their responses, which handles keep-alive and pipelining alike. Which direction
+carries requests follows from the connection's role: a server reads requests, a client writes
+them.
+
+Memory is bounded: at most ``max_connections`` connections (least recently active evicted
+first), at most ``max_pending_requests`` per connection, and idle connections expire.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from probe.abi import Record, RecordFlag, RecordKind, Role, StreamDirection
+from probe.http import DEFAULT_BODY_LIMIT, HttpMessage, MessageHead, ParserStats, StreamParser
+
+ConnKey = tuple[int, int]  # (tgid, fd)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnTotals:
+    """The kernel's byte accounting for one connection (see ``bpf/http_event.h``)."""
+
+    conn_id: int
+    in_bytes: int
+    in_last_ns: int
+    out_bytes: int
+    out_last_ns: int
+    out_tail: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedExchange:
+    """A request paired with its response (or with the end of its connection)."""
+
+    tgid: int
+    thread_comm: str
+    role: Role
+    local_port: int
+    remote_port: int
+    request: HttpMessage
+    response: HttpMessage | None
+    end_ns: int
+
+    @property
+    def complete(self) -> bool:
+        return self.response is not None and self.response.complete
+
+    @property
+    def latency_ns(self) -> int:
+        return max(0, self.end_ns - self.request.start_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerLimits:
+    max_connections: int = 65536
+    max_pending_requests: int = 256
+    idle_timeout_ns: int = 600 * 1_000_000_000
+    body_limit: int = DEFAULT_BODY_LIMIT
+
+
+@dataclass(slots=True)
+class TrackerStats:
+    """Counters exported as the probe's own metrics."""
+
+    records: int = 0
+    exchanges: int = 0
+    incomplete: int = 0
+    unmatched_responses: int = 0
+    dropped_requests: int = 0
+    evicted_connections: int = 0
+    expired_connections: int = 0
+    parser: ParserStats = field(default_factory=ParserStats)
+
+
+class _Conn:
+    __slots__ = (
+        "answered_early",
+        "conn_id",
+        "last_ns",
+        "local_port",
+        "pending",
+        "remote_port",
+        "requests",
+        "responses",
+        "role",
+        "tgid",
+        "thread_comm",
+        "upgraded",
+    )
+
+    def __init__(self, record: Record, stats: ParserStats, body_limit: int) -> None:
+        self.tgid = record.tgid
+        self.conn_id = record.conn_id
+        self.role = record.role if record.role is not Role.UNKNOWN else _guess_role(record)
+        self.local_port = record.local_port
+        self.remote_port = record.remote_port
+        self.thread_comm = record.thread_comm
+        self.last_ns = record.ts_ns
+        self.pending: deque[HttpMessage] = deque()
+        self.answered_early = False
+        self.upgraded = False
+        self.requests = StreamParser(stats, body_limit=body_limit)
+        self.responses = StreamParser(stats, body_limit=body_limit, response_to=self._answering)
+
+    def _answering(self) -> str | None:
+        if self.pending:
+            return self.pending[0].head.method
+        head = self.requests.current_head
+        return head.method if head is not None else None
+
+    @property
+    def request_direction(self) -> StreamDirection:
+        return StreamDirection.EGRESS if self.role is Role.CLIENT else StreamDirection.INGRESS
+
+    def totals(
+        self, in_bytes: int, in_last: int, out_bytes: int, out_last: int
+    ) -> tuple[int, int, int, int]:
+        """(request bytes, request last ns, response bytes, response last ns) for this role."""
+        if self.role is Role.CLIENT:
+            return out_bytes, out_last, in_bytes, in_last
+        return in_bytes, in_last, out_bytes, out_last
+
+
+def _guess_role(record: Record) -> Role:
+    starts_request = not record.data.startswith(b"HTTP/")
+    reads = record.direction is StreamDirection.INGRESS
+    return Role.SERVER if starts_request == reads else Role.CLIENT
+
+
+class ConnectionTracker:
+    """Feed it records in ring-buffer order; it returns exchanges as they complete."""
+
+    def __init__(self, limits: TrackerLimits = TrackerLimits()) -> None:
+        self.limits = limits
+        self.stats = TrackerStats()
+        self._conns: OrderedDict[ConnKey, _Conn] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    def feed(self, record: Record) -> list[ObservedExchange]:
+        self.stats.records += 1
+        out: list[ObservedExchange] = []
+        key = (record.tgid, record.fd)
+        conn = self._conns.get(key)
+        if conn is not None and conn.conn_id != record.conn_id:
+            # The fd was closed without us seeing it and now holds a new connection.
+            self._conns.pop(key)
+            self._end(conn, None, conn.last_ns, out)
+            conn = None
+        if conn is None:
+            if record.kind is RecordKind.CLOSE:
+                return out
+            conn = self._open(key, record, out)
+        else:
+            self._conns.move_to_end(key)
+        conn.last_ns = record.ts_ns
+        if record.kind is RecordKind.CLOSE:
+            self._conns.pop(key)
+            self._end(conn, record, record.ts_ns, out)
+            return out
+        if conn.upgraded:
+            return out
+
+        is_request = record.direction is conn.request_direction
+        req_total, req_last, resp_total, resp_last = conn.totals(
+            record.in_bytes, record.in_last_ns, record.out_bytes, record.out_last_ns
+        )
+        start = bool(record.flags & RecordFlag.MSG_START)
+        if is_request:
+            # Everything the other side wrote before this record has been counted.
+            self._responses(conn, conn.responses.settle(resp_total, resp_last), out)
+            if start:
+                self._responses(conn, conn.responses.settle_lost(resp_total, resp_last), out)
+            done = conn.requests.feed(
+                record.stream_offset, record.data, record.length, record.ts_ns, start
+            )
+            self._requests(conn, done)
+        else:
+            self._requests(conn, conn.requests.settle(req_total, req_last))
+            done = conn.responses.feed(
+                record.stream_offset, record.data, record.length, record.ts_ns, start
+            )
+            self._responses(conn, done, out)
+        return out
+
+    def settle(self, tgid: int, fd: int, totals: ConnTotals) -> list[ObservedExchange]:
+        """Apply the kernel's current totals for a connection whose message end is overdue."""
+        out: list[ObservedExchange] = []
+        conn = self._conns.get((tgid, fd))
+        if conn is None or conn.conn_id != totals.conn_id:
+            return out
+        req_total, req_last, resp_total, resp_last = conn.totals(
+            totals.in_bytes, totals.in_last_ns, totals.out_bytes, totals.out_last_ns
+        )
+        self._requests(conn, conn.requests.settle(req_total, req_last))
+        done = conn.responses.settle(resp_total, resp_last)
+        if conn.role is Role.SERVER and totals.out_tail:
+            done += conn.responses.settle_chunked_tail(resp_total, resp_last, totals.out_tail)
+        self._responses(conn, done, out)
+        return out
+
+    def stalled(self, now_ns: int, quiet_ns: int) -> list[tuple[ConnKey, int]]:
+        """Connections waiting for the end of a message that only byte totals can reveal, and
+        quiet for ``quiet_ns`` (so no record about them is still on its way)."""
+        return [
+            (key, conn.conn_id)
+            for key, conn in self._conns.items()
+            if now_ns - conn.last_ns >= quiet_ns
+            and (conn.responses.awaiting_end or conn.requests.awaiting_end)
+        ]
+
+    def expire(self, now_ns: int) -> list[ObservedExchange]:
+        """End connections idle for longer than the idle timeout."""
+        out: list[ObservedExchange] = []
+        deadline = now_ns - self.limits.idle_timeout_ns
+        while self._conns:
+            key, conn = next(iter(self._conns.items()))
+            if conn.last_ns > deadline:
+                break
+            self._conns.pop(key)
+            self.stats.expired_connections += 1
+            self._end(conn, None, conn.last_ns, out)
+        return out
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    def _open(self, key: ConnKey, record: Record, out: list[ObservedExchange]) -> _Conn:
+        if len(self._conns) >= self.limits.max_connections:
+            _, oldest = self._conns.popitem(last=False)
+            self.stats.evicted_connections += 1
+            self._end(oldest, None, oldest.last_ns, out)
+        conn = _Conn(record, self.stats.parser, self.limits.body_limit)
+        self._conns[key] = conn
+        return conn
+
+    def _requests(self, conn: _Conn, done: list[HttpMessage]) -> None:
+        for request in done:
+            if conn.answered_early:
+                conn.answered_early = False
+                continue
+            if len(conn.pending) >= self.limits.max_pending_requests:
+                conn.pending.popleft()
+                self.stats.dropped_requests += 1
+            conn.pending.append(request)
+
+    def _responses(self, conn: _Conn, done: list[HttpMessage], out: list[ObservedExchange]) -> None:
+        for response in done:
+            status = response.head.status
+            if 100 <= status < 200 and status != 101:
+                continue  # informational: the final response is still to come
+            request = self._answered_request(conn)
+            if request is None:
+                self.stats.unmatched_responses += 1
+                continue
+            if status == 101 or (request.head.method == "CONNECT" and 200 <= status < 300):
+                conn.upgraded = True  # the bytes that follow are not HTTP/1.x any more
+            self._emit(conn, request, response, response.end_ns, out)
+
+    def _answered_request(self, conn: _Conn) -> HttpMessage | None:
+        if conn.pending:
+            return conn.pending.popleft()
+        head: MessageHead | None = conn.requests.current_head
+        if head is None or conn.answered_early:
+            return None
+        # A response before the request finished (an early 413, say): pair it with the request
+        # still arriving, and drop that request when it completes.
+        conn.answered_early = True
+        start = conn.requests.current_start_ns
+        return HttpMessage(head, start, start, head.size, b"", False, complete=False)
+
+    def _end(
+        self, conn: _Conn, record: Record | None, end_ns: int, out: list[ObservedExchange]
+    ) -> None:
+        if record is not None:
+            req_total, req_last, resp_total, resp_last = conn.totals(
+                record.in_bytes, record.in_last_ns, record.out_bytes, record.out_last_ns
+            )
+        else:
+            req_total, req_last = conn.requests.pos, conn.last_ns
+            resp_total, resp_last = conn.responses.pos, conn.last_ns
+        if not conn.upgraded:
+            self._requests(conn, conn.requests.close(req_total, req_last))
+            self._responses(conn, conn.responses.close(resp_total, resp_last), out)
+        while conn.pending:
+            request = conn.pending.popleft()
+            self._emit(conn, request, None, max(end_ns, request.start_ns), out)
+
+    def _emit(
+        self,
+        conn: _Conn,
+        request: HttpMessage,
+        response: HttpMessage | None,
+        end_ns: int,
+        out: list[ObservedExchange],
+    ) -> None:
+        exchange = ObservedExchange(
+            tgid=conn.tgid,
+            thread_comm=conn.thread_comm,
+            role=conn.role,
+            local_port=conn.local_port,
+            remote_port=conn.remote_port,
+            request=request,
+            response=response,
+            end_ns=end_ns,
+        )
+        self.stats.exchanges += 1
+        if not exchange.complete:
+            self.stats.incomplete += 1
+        out.append(exchange)

@@ -1,0 +1,144 @@
+"""Observed request/response pairs to ``HttpExchange`` records: the last step inside ``probe/``.
+
+Here an exchange gets its process name, service, path, route and verdict, and its kernel
+timestamps become wall-clock time. The raw request target and the body stop here: only the
+path without its query (for ``trace``) and the route leave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from probe.abi import Role
+from probe.conn import ObservedExchange
+from probe.http import Headers
+from probe.model import NOT_INSPECTED, Direction, HttpExchange, Verdict
+from probe.services import ServiceMap
+
+
+class RouteTemplater(Protocol):
+    def route(self, service: str, path: str) -> str: ...
+
+
+class ResponseJudge(Protocol):
+    """Decides whether a response reports a business error (see ``probe.semantics``)."""
+
+    def judge(
+        self,
+        *,
+        service: str,
+        route: str,
+        method: str,
+        status: int,
+        headers: Headers,
+        body: bytes,
+        body_truncated: bool,
+    ) -> Verdict: ...
+
+
+class _PathAsRoute:
+    def route(self, service: str, path: str) -> str:
+        return path
+
+
+def path_of(target: str) -> str:
+    """The path of a request target, without query or fragment (RFC 9112 section 3.2)."""
+    if target.startswith("/"):
+        path = target
+    elif "://" in target:  # absolute form, as sent to proxies
+        rest = target.split("://", 1)[1]
+        slash = rest.find("/")
+        path = rest[slash:] if slash >= 0 else "/"
+    else:
+        return target  # authority form (CONNECT) or asterisk form (OPTIONS *)
+    for sep in ("?", "#"):
+        cut = path.find(sep)
+        if cut >= 0:
+            path = path[:cut]
+    return path or "/"
+
+
+@dataclass(frozen=True, slots=True)
+class WallClock:
+    """Maps the kernel's CLOCK_MONOTONIC nanoseconds to Unix seconds."""
+
+    offset_s: float  # wall time minus monotonic time, in seconds
+
+    def to_wall(self, mono_ns: int) -> float:
+        return self.offset_s + mono_ns / 1e9
+
+
+class ExchangeBuilder:
+    """Turns ``ObservedExchange`` into ``HttpExchange``. ``comm_of`` reads /proc in production
+    and is a plain function in tests."""
+
+    def __init__(
+        self,
+        clock: WallClock,
+        *,
+        services: ServiceMap | None = None,
+        router: RouteTemplater | None = None,
+        judge: ResponseJudge | None = None,
+        comm_of: Callable[[int], str | None] = lambda pid: None,
+    ) -> None:
+        self._clock = clock
+        self._services = services or ServiceMap()
+        self._router: RouteTemplater = router or _PathAsRoute()
+        self._judge = judge
+        self._comm_of = comm_of
+        self._comms: dict[int, str] = {}
+
+    def comm(self, tgid: int, thread_comm: str) -> str:
+        """The process name: threads (Java's, for one) have names of their own."""
+        name = self._comms.get(tgid)
+        if name is None:
+            name = self._comm_of(tgid) or thread_comm
+            if len(self._comms) > 65536:
+                self._comms.clear()
+            self._comms[tgid] = name
+        return name
+
+    def forget(self, tgid: int) -> None:
+        """Drop a cached process name (the pid may be reused)."""
+        self._comms.pop(tgid, None)
+
+    def build(self, observed: ObservedExchange) -> HttpExchange:
+        request = observed.request
+        response = observed.response
+        comm = self.comm(observed.tgid, observed.thread_comm)
+        is_server = observed.role is not Role.CLIENT
+        port = observed.local_port if is_server else None
+        service = self._services.resolve(comm, port, observed.tgid)
+        path = path_of(request.head.target)
+        route = self._router.route(service, path)
+        method = request.head.method
+        status = response.head.status if response is not None else 0
+        verdict = NOT_INSPECTED
+        if response is not None and self._judge is not None and response.body:
+            verdict = self._judge.judge(
+                service=service,
+                route=route,
+                method=method,
+                status=status,
+                headers=response.head.headers,
+                body=response.body,
+                body_truncated=response.body_truncated,
+            )
+        return HttpExchange(
+            ts=self._clock.to_wall(request.start_ns),
+            pid=observed.tgid,
+            comm=comm,
+            service=service,
+            direction=Direction.SERVER if is_server else Direction.CLIENT,
+            method=method,
+            path=path,
+            route=route,
+            status=status,
+            latency_s=observed.latency_ns / 1e9,
+            request_bytes=request.size,
+            response_bytes=response.size if response is not None else 0,
+            verdict=verdict,
+            complete=observed.complete,
+        )

@@ -1,0 +1,535 @@
+"""Incremental HTTP/1.x parsing of one direction of a connection, with holes.
+
+The kernel copies only the first bytes of each message (its capture budget) but counts every
+byte, so a direction of a connection arrives as a byte stream with gaps of known length. The
+``StreamParser`` places each captured segment at its stream offset, parses start lines, headers
+and chunked framing, skips body bytes it was only told about, and finishes a message when its
+last byte has passed, with the kernel timestamp of the syscall that carried that byte.
+
+Garbage (bytes that are not HTTP where a message should start) is counted and skipped until the
+kernel flags the next segment as a message start; nothing here ever raises on input bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Final
+
+MAX_HEAD_BYTES: Final = 16 * 1024
+MAX_HEADERS: Final = 100
+DEFAULT_BODY_LIMIT: Final = 1024
+
+Headers = tuple[tuple[str, str], ...]
+
+_METHODS: Final = frozenset(
+    {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+)
+_START_PREFIXES: Final = (*(m.encode() + b" " for m in _METHODS), b"HTTP/1.")
+_TOKEN_CHARS: Final = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def looks_like_start(data: bytes) -> bool:
+    """Whether ``data`` begins with an HTTP/1.x request or status line (as the kernel checks)."""
+    return data.startswith(_START_PREFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHead:
+    """A parsed start line and header block."""
+
+    is_request: bool
+    method: str  # requests only, upper case
+    target: str  # requests only, as sent
+    status: int  # responses only
+    version: str  # "HTTP/1.1"
+    headers: Headers  # (lower-case name, value), in order
+    size: int  # bytes of the start line, headers and the blank line
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpMessage:
+    """A request or response with its timing, wire size and the first bytes of its body.
+
+    ``body`` is de-chunked but still content-encoded, cut at the parser's body limit.
+    ``complete`` is false when the connection ended before the message did.
+    """
+
+    head: MessageHead
+    start_ns: int
+    end_ns: int
+    size: int
+    body: bytes
+    body_truncated: bool
+    complete: bool = True
+
+
+class ParseError(ValueError):
+    """Bytes that cannot be an HTTP/1.x message head (never escapes this module)."""
+
+
+def parse_head(raw: bytes) -> MessageHead:
+    """Parse a complete head (ending with the blank line) or raise ``ParseError``."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        raise ParseError("head does not end with a blank line")
+    try:
+        text = raw[:end].decode("latin-1")
+    except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes every byte
+        raise ParseError("undecodable head") from exc
+    lines = text.split("\r\n")
+    start = lines[0]
+    parts = start.split(" ", 2)
+    if len(parts) < 2:
+        raise ParseError(f"malformed start line {start[:40]!r}")
+    if parts[0].startswith("HTTP/1."):
+        version = parts[0]
+        if len(version) != 8 or version[7] not in "01":
+            raise ParseError(f"unknown version {version[:12]!r}")
+        code = parts[1]
+        if len(code) != 3 or not code.isdigit():
+            raise ParseError(f"malformed status code {code[:8]!r}")
+        is_request, method, target, status = False, "", "", int(code)
+    else:
+        if len(parts) != 3:
+            raise ParseError(f"malformed request line {start[:40]!r}")
+        method, target, version = parts
+        if method not in _METHODS:
+            raise ParseError(f"unknown method {method[:16]!r}")
+        if version not in ("HTTP/1.1", "HTTP/1.0"):
+            raise ParseError(f"unknown version {version[:12]!r}")
+        if not target or any(c in target for c in " \x00\x7f") or not target.isprintable():
+            raise ParseError("malformed request target")
+        is_request, status = True, 0
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or not all(ord(c) in _TOKEN_CHARS for c in name):
+            raise ParseError(f"malformed header line {line[:40]!r}")
+        if len(headers) >= MAX_HEADERS:
+            raise ParseError("too many headers")
+        headers.append((name.lower(), value.strip(" \t")))
+    return MessageHead(is_request, method, target, status, version, tuple(headers), end + 4)
+
+
+class _State(Enum):
+    IDLE = auto()  # between messages
+    HEAD = auto()  # collecting a head
+    LENGTH = auto()  # body with a known length
+    CHUNK_SIZE = auto()  # chunked: reading a chunk-size line
+    CHUNK_DATA = auto()  # chunked: inside a chunk
+    CHUNK_CRLF = auto()  # chunked: the CRLF after a chunk
+    TRAILERS = auto()  # chunked: trailer lines up to the blank line
+    UNTIL_CLOSE = auto()  # body delimited by the end of the connection
+    LOST = auto()  # chunk framing fell into a hole: the end is known only from outside
+    SKIP = auto()  # garbage or a lost start: wait for the next flagged start
+
+
+@dataclass(slots=True)
+class ParserStats:
+    """Counts for the probe's own metrics; owned by the connection tracker."""
+
+    parse_errors: int = 0
+    lost_starts: int = 0  # a message start fell into a gap the kernel did not copy
+
+
+class StreamParser:
+    """One direction of one connection.
+
+    ``response_to`` tells a response parser which request method it is answering (responses to
+    HEAD have no body); it returns None when no request is known.
+    """
+
+    __slots__ = (
+        "_body",
+        "_body_len",
+        "_body_limit",
+        "_chunk_left",
+        "_head",
+        "_line",
+        "_msg_start",
+        "_remaining",
+        "_response_to",
+        "_start_ns",
+        "_state",
+        "_stats",
+        "pos",
+    )
+
+    def __init__(
+        self,
+        stats: ParserStats,
+        *,
+        body_limit: int = DEFAULT_BODY_LIMIT,
+        response_to: Callable[[], str | None] | None = None,
+    ) -> None:
+        self._stats = stats
+        self._body_limit = body_limit
+        self._response_to = response_to
+        self.pos = -1  # stream offset of the next byte expected; -1 until the first segment
+        self._state = _State.IDLE
+        self._line = bytearray()  # head or chunk-size/trailer line being collected
+        self._head: MessageHead | None = None
+        self._msg_start = 0  # stream offset of the current message's first byte
+        self._start_ns = 0
+        self._remaining = 0  # LENGTH: body bytes still to come
+        self._chunk_left = 0
+        self._body = bytearray()
+        self._body_len = 0  # de-chunked body bytes seen (captured or not)
+
+    # ---- what the tracker asks -------------------------------------------------------------
+
+    @property
+    def in_message(self) -> bool:
+        return self._state not in (_State.IDLE, _State.SKIP)
+
+    @property
+    def awaiting_end(self) -> bool:
+        """True when the end of the current message can only be learnt from byte totals."""
+        return self._state in (_State.LENGTH, _State.LOST, _State.UNTIL_CLOSE) and (
+            self._state is not _State.LENGTH or self._remaining > 0
+        )
+
+    @property
+    def current_head(self) -> MessageHead | None:
+        return self._head if self.in_message else None
+
+    @property
+    def current_start_ns(self) -> int:
+        return self._start_ns
+
+    # ---- input ---------------------------------------------------------------------------------
+
+    def feed(
+        self, offset: int, data: bytes, length: int, ts_ns: int, flagged_start: bool
+    ) -> list[HttpMessage]:
+        """Place one syscall's bytes: ``data`` is the captured prefix of its ``length`` bytes."""
+        out: list[HttpMessage] = []
+        if self.pos < 0:
+            self.pos = offset
+        if offset > self.pos:
+            self._gap(offset - self.pos, ts_ns, flagged_start, out)
+        elif offset < self.pos:
+            # Bytes we have already placed: keep only what is new.
+            overlap = self.pos - offset
+            if overlap >= length:
+                return out
+            data = data[overlap:]
+            length -= overlap
+            offset = self.pos
+            flagged_start = False
+        if flagged_start:
+            if self._state is _State.SKIP:
+                self._state = _State.IDLE
+            elif self._state is _State.LOST:
+                # Lost framing ends where the kernel saw the next start line; the exact time of
+                # the last byte before it is unknown, so this syscall's time bounds it.
+                self._finish(ts_ns, out)
+        if data:
+            self._bytes(data, ts_ns, out)
+        cut = length - len(data)
+        if cut > 0:
+            self._gap(cut, ts_ns, False, out)
+        return out
+
+    def settle(self, total: int, last_ns: int) -> list[HttpMessage]:
+        """The kernel says ``total`` bytes have passed this direction, the last at ``last_ns``.
+
+        Finishes a message whose remaining body lay in bytes that were counted but not copied.
+        Never moves past the end of the current message: what follows it will arrive as records.
+        """
+        out: list[HttpMessage] = []
+        if self.pos < 0 or total <= self.pos:
+            return out
+        if self._state is _State.LENGTH and self.pos + self._remaining <= total:
+            self._body_len += self._remaining
+            self.pos += self._remaining
+            self._remaining = 0
+            self._finish(last_ns, out)
+        return out
+
+    def settle_lost(self, total: int, last_ns: int) -> list[HttpMessage]:
+        """The other side has moved on (a new request, say): a message with lost framing is over."""
+        out: list[HttpMessage] = []
+        if self._state is _State.LOST and total >= self.pos:
+            self.pos = total
+            self._finish(last_ns, out)
+        return out
+
+    def settle_chunked_tail(self, total: int, last_ns: int, tail: bytes) -> list[HttpMessage]:
+        """A chunked body whose framing was lost ends when its last bytes are the last chunk."""
+        if self._state is _State.LOST and tail.endswith(b"0\r\n\r\n"):
+            return self.settle_lost(total, last_ns)
+        return []
+
+    def close(self, total: int, last_ns: int) -> list[HttpMessage]:
+        """The connection is gone: finish what is delimited by its end, and give up on the rest."""
+        out = self.settle(total, last_ns)
+        if total > self.pos >= 0 and self._state is _State.UNTIL_CLOSE:
+            self._body_len += total - self.pos
+            self.pos = total
+        if self._state in (_State.UNTIL_CLOSE, _State.LOST):
+            self.pos = max(self.pos, total)
+            self._finish(last_ns, out)
+        elif (
+            self._state
+            in (
+                _State.HEAD,
+                _State.LENGTH,
+                _State.CHUNK_SIZE,
+                _State.CHUNK_DATA,
+                _State.CHUNK_CRLF,
+                _State.TRAILERS,
+            )
+            and self._head is not None
+        ):
+            self.pos = max(self.pos, total)
+            self._finish(last_ns, out, complete=False)
+        self._state = _State.SKIP
+        return out
+
+    # ---- the state machine --------------------------------------------------------------------
+
+    def _gap(self, n: int, ts_ns: int, next_is_start: bool, out: list[HttpMessage]) -> None:
+        """``n`` bytes passed that were counted but not copied."""
+        state = self._state
+        if state is _State.LENGTH:
+            if n < self._remaining:
+                self._remaining -= n
+                self._body_len += n
+                self.pos += n
+                return
+            used = self._remaining
+            self._body_len += used
+            self.pos += used
+            self._remaining = 0
+            self._finish(ts_ns, out)
+            n -= used
+            if n == 0:
+                return
+            state = self._state
+        if state is _State.UNTIL_CLOSE:
+            self._body_len += n
+            self.pos += n
+            return
+        if state in (_State.CHUNK_SIZE, _State.CHUNK_DATA, _State.CHUNK_CRLF, _State.TRAILERS):
+            self._state = _State.LOST
+            self.pos += n
+            return
+        if state is _State.LOST:
+            self.pos += n
+            return
+        if state is _State.HEAD:
+            self._stats.lost_starts += 1
+            self._reset()
+        elif state is _State.IDLE and not next_is_start:
+            self._stats.lost_starts += 1
+        self.pos += n
+        self._state = _State.IDLE if next_is_start else _State.SKIP
+
+    def _bytes(self, data: bytes, ts_ns: int, out: list[HttpMessage]) -> None:  # noqa: PLR0915
+        view = memoryview(data)
+        i = 0
+        n = len(data)
+        while i < n:
+            state = self._state
+            if state is _State.IDLE:
+                # Tolerate the stray CRLF some clients send between messages.
+                while i < n and view[i] in (0x0D, 0x0A):
+                    i += 1
+                    self.pos += 1
+                if i == n:
+                    return
+                if not looks_like_start(bytes(view[i : i + 8])) and not _could_start(view[i:]):
+                    self._garbage(n - i)
+                    return
+                self._state = _State.HEAD
+                self._msg_start = self.pos
+                self._start_ns = ts_ns
+                self._line.clear()
+                continue
+            if state is _State.HEAD:
+                before = len(self._line)
+                self._line += view[i:]
+                end = self._line.find(b"\r\n\r\n", max(0, before - 3))
+                if end < 0:
+                    if len(self._line) > MAX_HEAD_BYTES:
+                        self._garbage(n - i)
+                        return
+                    self.pos += n - i
+                    return
+                used = end + 4 - before
+                i += used
+                self.pos += used
+                try:
+                    head = parse_head(bytes(self._line[: end + 4]))
+                except ParseError:
+                    self._garbage(n - i)
+                    return
+                self._line.clear()
+                self._begin_body(head, ts_ns, out)
+                continue
+            if state is _State.LENGTH:
+                take = min(self._remaining, n - i)
+                self._keep(view[i : i + take])
+                self._remaining -= take
+                self._body_len += take
+                i += take
+                self.pos += take
+                if self._remaining == 0:
+                    self._finish(ts_ns, out)
+                continue
+            if state is _State.UNTIL_CLOSE or state is _State.LOST:
+                if state is _State.UNTIL_CLOSE:
+                    self._keep(view[i:])
+                    self._body_len += n - i
+                self.pos += n - i
+                return
+            if state is _State.SKIP:
+                self.pos += n - i
+                return
+            i = self._chunked(view, i, ts_ns, out)
+
+    def _chunked(self, view: memoryview, i: int, ts_ns: int, out: list[HttpMessage]) -> int:
+        n = len(view)
+        state = self._state
+        if state is _State.CHUNK_DATA:
+            take = min(self._chunk_left, n - i)
+            self._keep(view[i : i + take])
+            self._body_len += take
+            self._chunk_left -= take
+            self.pos += take
+            if self._chunk_left == 0:
+                self._state = _State.CHUNK_CRLF
+                self._line.clear()
+            return i + take
+        # CHUNK_SIZE, CHUNK_CRLF and TRAILERS all consume CRLF-terminated lines.
+        nl = bytes(view[i:]).find(b"\n")
+        if nl < 0:
+            self._line += view[i:]
+            self.pos += n - i
+            if len(self._line) > 1024:
+                self._garbage(0)
+            return n
+        self._line += view[i : i + nl + 1]
+        self.pos += nl + 1
+        line = bytes(self._line).rstrip(b"\r\n")
+        self._line.clear()
+        if state is _State.CHUNK_CRLF:
+            if line:
+                self._garbage(n - i - nl - 1)
+                return n
+            self._state = _State.CHUNK_SIZE
+        elif state is _State.CHUNK_SIZE:
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                self._garbage(n - i - nl - 1)
+                return n
+            if size < 0:
+                self._garbage(n - i - nl - 1)
+                return n
+            if size == 0:
+                self._state = _State.TRAILERS
+            else:
+                self._chunk_left = size
+                self._state = _State.CHUNK_DATA
+        elif state is _State.TRAILERS and not line:
+            self._finish(ts_ns, out)
+        return i + nl + 1
+
+    def _begin_body(self, head: MessageHead, ts_ns: int, out: list[HttpMessage]) -> None:
+        self._head = head
+        self._body.clear()
+        self._body_len = 0
+        chunked = "chunked" in (head.header("transfer-encoding") or "").lower()
+        length_text = head.header("content-length")
+        if head.is_request:
+            bodiless = False
+        else:
+            method = self._response_to() if self._response_to else None
+            bodiless = (
+                method == "HEAD"
+                or 100 <= head.status < 200
+                or head.status in (204, 304)
+                or (method == "CONNECT" and 200 <= head.status < 300)
+            )
+        if bodiless:
+            self._finish(ts_ns, out)
+            return
+        if chunked:
+            self._state = _State.CHUNK_SIZE
+            self._line.clear()
+            return
+        if length_text is not None:
+            try:
+                length = int(length_text)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._garbage(0)
+                return
+            if length == 0:
+                self._finish(ts_ns, out)
+                return
+            self._state = _State.LENGTH
+            self._remaining = length
+            return
+        if head.is_request:
+            self._finish(ts_ns, out)
+        else:
+            self._state = _State.UNTIL_CLOSE
+
+    def _keep(self, chunk: memoryview) -> None:
+        room = self._body_limit - len(self._body)
+        if room > 0:
+            self._body += chunk[:room]
+
+    def _finish(self, end_ns: int, out: list[HttpMessage], *, complete: bool = True) -> None:
+        head = self._head
+        if head is not None:
+            out.append(
+                HttpMessage(
+                    head=head,
+                    start_ns=self._start_ns,
+                    end_ns=end_ns,
+                    size=self.pos - self._msg_start,
+                    body=bytes(self._body),
+                    body_truncated=self._body_len > len(self._body),
+                    complete=complete,
+                )
+            )
+        self._reset()
+
+    def _reset(self) -> None:
+        self._state = _State.IDLE
+        self._head = None
+        self._line.clear()
+        self._body = bytearray()
+        self._body_len = 0
+        self._remaining = 0
+        self._chunk_left = 0
+
+    def _garbage(self, rest: int) -> None:
+        self._stats.parse_errors += 1
+        self._reset()
+        self._state = _State.SKIP
+        self.pos += rest
+
+
+def _could_start(data: memoryview) -> bool:
+    """A segment shorter than a start prefix that could still grow into one."""
+    if len(data) >= 8:
+        return False
+    head = bytes(data)
+    return any(prefix.startswith(head) for prefix in _START_PREFIXES)

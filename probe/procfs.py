@@ -1,0 +1,93 @@
+"""What /proc says about processes and sockets. The only module here that reads /proc.
+
+Everything is best-effort: a process can exit between two reads, so every function returns a
+fallback instead of raising.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROC = Path("/proc")
+_TCP_LISTEN = "0A"
+
+
+def process_comm(pid: int, proc: Path = PROC) -> str | None:
+    """The process's name (its main thread's comm), or None if it is gone."""
+    try:
+        return (proc / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return None
+
+
+def pids_named(names: frozenset[str], proc: Path = PROC) -> set[int]:
+    """Pids of processes whose name is one of ``names``."""
+    found: set[int] = set()
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if entry.name.isdigit() and process_comm(int(entry.name), proc) in names:
+            found.add(int(entry.name))
+    return found
+
+
+def _socket_inodes(table: Path, listening_only: bool) -> dict[int, int]:
+    """inode -> local port from /proc/net/tcp or tcp6."""
+    ports: dict[int, int] = {}
+    try:
+        lines = table.read_text().splitlines()[1:]
+    except OSError:
+        return ports
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 10:
+            continue
+        if listening_only and fields[3] != _TCP_LISTEN:
+            continue
+        port = int(fields[1].rsplit(":", 1)[1], 16)
+        ports[int(fields[9])] = port
+    return ports
+
+
+def _inodes(listening_only: bool, proc: Path) -> dict[int, int]:
+    found = _socket_inodes(proc / "net" / "tcp", listening_only)
+    found.update(_socket_inodes(proc / "net" / "tcp6", listening_only))
+    return found
+
+
+def _fd_inode(link: Path) -> int | None:
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None
+    if target.startswith("socket:["):
+        return int(target[8:-1])
+    return None
+
+
+def listening_sockets(proc: Path = PROC) -> dict[tuple[int, int], int]:
+    """(pid, fd) -> port for every listening TCP socket on the host, so the probe knows the
+    ports of servers that started before it."""
+    listeners = _inodes(listening_only=True, proc=proc)
+    found: dict[tuple[int, int], int] = {}
+    if not listeners:
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = list((entry / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            inode = _fd_inode(fd)
+            if inode is not None and inode in listeners:
+                found[(int(entry.name), int(fd.name))] = listeners[inode]
+    return found
+
+
+def socket_local_port(pid: int, fd: int, proc: Path = PROC) -> int:
+    """The local port of an open socket, or 0 if unknown."""
+    inode = _fd_inode(proc / str(pid) / "fd" / str(fd))
+    if inode is None:
+        return 0
+    return _inodes(listening_only=False, proc=proc).get(inode, 0)

@@ -1,0 +1,238 @@
+"""Where exchanges come from: the live eBPF probe, or a JSONL replay of ``bytewatch trace``.
+
+Both implement ``ExchangeSource``: ``poll`` returns the exchanges that became available, waiting
+at most ``timeout_s``; ``exhausted`` turns true when a replay has nothing more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from probe import jsonl, procfs
+from probe.abi import Counter, Record, Role, decode
+from probe.conn import ConnectionTracker, ObservedExchange, TrackerLimits
+from probe.errors import ProbeAbiMismatch
+from probe.exchanges import ExchangeBuilder, ResponseJudge, RouteTemplater, WallClock
+from probe.loader import LoadedProbe, ProbeConfig
+from probe.model import HttpExchange
+from probe.services import ServiceMap
+
+SETTLE_EVERY_NS = 100_000_000  # how often overdue message ends are checked against the kernel
+QUIET_NS = 100_000_000  # how long a connection must be quiet before its totals are trusted
+HOUSEKEEP_EVERY_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeStats:
+    """The probe's own health, exported as metrics: loss is counted, never silent."""
+
+    kernel_records: int = 0
+    lost_records: int = 0  # ring buffer full
+    truncated_messages: int = 0  # capture budget ran out (expected for large bodies)
+    missed_syscalls: int = 0  # in-flight table full
+    records: int = 0
+    abi_errors: int = 0
+    exchanges: int = 0
+    incomplete: int = 0
+    parse_errors: int = 0
+    lost_starts: int = 0
+    unmatched_responses: int = 0
+    dropped_requests: int = 0
+    evicted_connections: int = 0
+    filtered: int = 0
+    connections: int = 0
+
+
+class ExchangeSource(Protocol):
+    def poll(self, timeout_s: float) -> list[HttpExchange]: ...
+
+    @property
+    def exhausted(self) -> bool: ...
+
+    def stats(self) -> ProbeStats: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFilters:
+    """Which exchanges the user asked for; applied for certain in user space (the kernel's
+    filters only save work)."""
+
+    pids: frozenset[int] = frozenset()
+    comms: frozenset[str] = frozenset()
+    ports: frozenset[int] = frozenset()
+
+    def admits(self, observed: ObservedExchange, comm: str) -> bool:
+        if (self.pids or self.comms) and not (observed.tgid in self.pids or comm in self.comms):
+            return False
+        if self.ports:
+            port = observed.remote_port if observed.role is Role.CLIENT else observed.local_port
+            return port in self.ports
+        return True
+
+
+def wall_clock_now() -> WallClock:
+    return WallClock(offset_s=time.time() - time.monotonic_ns() / 1e9)
+
+
+class LiveProbeSource:
+    """The eBPF probe, attached for as long as this object lives."""
+
+    def __init__(
+        self,
+        *,
+        filters: ProbeFilters = ProbeFilters(),
+        services: ServiceMap | None = None,
+        router: RouteTemplater | None = None,
+        judge: ResponseJudge | None = None,
+        limits: TrackerLimits | None = None,
+        capture_bytes: int = 3072,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._filters = filters
+        self._now = monotonic_ns
+        self._raw: list[bytes] = []
+        self._tracker = ConnectionTracker(limits or TrackerLimits())
+        self._builder = ExchangeBuilder(
+            wall_clock_now(),
+            services=services,
+            router=router,
+            judge=judge,
+            comm_of=procfs.process_comm,
+        )
+        self._ports: dict[tuple[int, int, int], int] = {}
+        self._abi_errors = 0
+        self._filtered = 0
+        pids = set(filters.pids) | procfs.pids_named(filters.comms)
+        self._probe = LoadedProbe(
+            ProbeConfig(
+                capture_bytes=capture_bytes,
+                pids=frozenset(pids),
+                comms=filters.comms,
+                ports=filters.ports,
+            ),
+            self._raw.append,
+        )
+        self._probe.seed_listen_ports(procfs.listening_sockets())
+        now = self._now()
+        self._next_settle = now + SETTLE_EVERY_NS
+        self._next_housekeeping = now + HOUSEKEEP_EVERY_NS
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    def poll(self, timeout_s: float) -> list[HttpExchange]:
+        self._probe.poll(max(0, int(timeout_s * 1000)))
+        observed: list[ObservedExchange] = []
+        raw, self._raw[:] = list(self._raw), []
+        for blob in raw:
+            try:
+                record = decode(blob)
+            except ProbeAbiMismatch:
+                self._abi_errors += 1
+                continue
+            if record.local_port == 0 and record.role is Role.SERVER:
+                record = self._with_local_port(record)
+            observed += self._tracker.feed(record)
+        now = self._now()
+        if now >= self._next_settle:
+            self._next_settle = now + SETTLE_EVERY_NS
+            for (tgid, fd), conn_id in self._tracker.stalled(now, QUIET_NS):
+                totals = self._probe.conn_totals(tgid, fd)
+                if totals is not None and totals.conn_id == conn_id:
+                    observed += self._tracker.settle(tgid, fd, totals)
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEP_EVERY_NS
+            observed += self._tracker.expire(now)
+            if self._filters.comms:
+                named = procfs.pids_named(self._filters.comms)
+                self._probe.set_pids(set(self._filters.pids) | named)
+            if len(self._ports) > 65536:
+                self._ports.clear()
+        return self._build(observed)
+
+    def _with_local_port(self, record: Record) -> Record:
+        key = (record.tgid, record.fd, record.conn_id)
+        port = self._ports.get(key)
+        if port is None:
+            port = procfs.socket_local_port(record.tgid, record.fd)
+            self._ports[key] = port
+        return dataclasses.replace(record, local_port=port) if port else record
+
+    def _build(self, observed: list[ObservedExchange]) -> list[HttpExchange]:
+        out: list[HttpExchange] = []
+        for item in observed:
+            comm = self._builder.comm(item.tgid, item.thread_comm)
+            if not self._filters.admits(item, comm):
+                self._filtered += 1
+                continue
+            out.append(self._builder.build(item))
+        return out
+
+    def stats(self) -> ProbeStats:
+        kernel = self._probe.counters()
+        t = self._tracker.stats
+        return ProbeStats(
+            kernel_records=kernel.get(Counter.RECORDS, 0),
+            lost_records=kernel.get(Counter.LOST, 0),
+            truncated_messages=kernel.get(Counter.TRUNCATED, 0),
+            missed_syscalls=kernel.get(Counter.ARGS_FULL, 0),
+            records=t.records,
+            abi_errors=self._abi_errors,
+            exchanges=t.exchanges,
+            incomplete=t.incomplete,
+            parse_errors=t.parser.parse_errors,
+            lost_starts=t.parser.lost_starts,
+            unmatched_responses=t.unmatched_responses,
+            dropped_requests=t.dropped_requests,
+            evicted_connections=t.evicted_connections,
+            filtered=self._filtered,
+            connections=len(self._tracker),
+        )
+
+    def close(self) -> None:
+        self._probe.close()
+
+
+class ReplaySource:
+    """Exchanges read back from a ``bytewatch trace --format jsonl`` file, as fast as asked."""
+
+    def __init__(self, stream: IO[str], name: str, *, batch: int = 10_000) -> None:
+        self._stream = stream
+        self._exchanges: Iterator[HttpExchange] = jsonl.read(stream, name)
+        self._batch = batch
+        self._done = False
+        self._count = 0
+
+    @classmethod
+    def open(cls, path: Path) -> ReplaySource:
+        return cls(path.open(encoding="utf-8"), str(path))
+
+    @property
+    def exhausted(self) -> bool:
+        return self._done
+
+    def poll(self, timeout_s: float) -> list[HttpExchange]:
+        out: list[HttpExchange] = []
+        for exchange in self._exchanges:
+            out.append(exchange)
+            if len(out) >= self._batch:
+                break
+        else:
+            self._done = True
+        self._count += len(out)
+        return out
+
+    def stats(self) -> ProbeStats:
+        return ProbeStats(exchanges=self._count)
+
+    def close(self) -> None:
+        self._exchanges = iter(())
+        self._stream.close()

@@ -1,0 +1,271 @@
+"""The connection tracker on the records the kernel would emit (see kernel_sim)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from probe.abi import Record, Role, StreamDirection
+from probe.conn import ConnectionTracker, ConnTotals, ObservedExchange, TrackerLimits
+from tests.probe.kernel_sim import IN, OUT, SimConnection, records_of
+
+MS = 1_000_000
+Step = tuple[StreamDirection, bytes, int]
+
+
+def request(path: str = "/hello", method: str = "GET", body: bytes = b"") -> bytes:
+    length = f"Content-Length: {len(body)}\r\n" if body or method == "POST" else ""
+    return f"{method} {path} HTTP/1.1\r\nHost: t\r\n{length}\r\n".encode() + body
+
+
+def response(status: int = 200, body: bytes = b'{"ok":true}', extra: str = "") -> bytes:
+    return (
+        f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
+
+
+def run(records: list[Record], tracker: ConnectionTracker | None = None) -> list[ObservedExchange]:
+    tracker = ConnectionTracker() if tracker is None else tracker
+    out: list[ObservedExchange] = []
+    for r in records:
+        out += tracker.feed(r)
+    return out
+
+
+def test_a_request_and_its_response_make_one_server_exchange() -> None:
+    conn = SimConnection()
+    [ex] = run(
+        records_of(conn, [(IN, request("/users/7?x=1"), 10 * MS), (OUT, response(200), 13 * MS)])
+    )
+    assert ex.role is Role.SERVER
+    assert (ex.request.head.method, ex.request.head.target) == ("GET", "/users/7?x=1")
+    assert ex.response is not None and ex.response.head.status == 200
+    assert ex.latency_ns == 3 * MS
+    assert ex.request.size == len(request("/users/7?x=1"))
+    assert ex.response.size == len(response(200))
+    assert ex.response.body == b'{"ok":true}'
+    assert ex.complete
+
+
+def test_a_thousand_requests_on_one_keep_alive_connection_are_each_seen_once() -> None:
+    conn = SimConnection()
+    steps = []
+    for i in range(1000):
+        steps.append((IN, request(f"/item/{i}"), (2 * i) * MS))
+        steps.append((OUT, response(200 if i % 10 else 500), (2 * i + 1) * MS))
+    out = run(records_of(conn, steps))
+    assert [e.request.head.target for e in out] == [f"/item/{i}" for i in range(1000)]
+    assert sum(1 for e in out if e.response and e.response.head.status == 500) == 100
+    assert all(e.latency_ns == MS for e in out)
+
+
+def test_pipelined_requests_in_one_read_are_answered_in_order() -> None:
+    conn = SimConnection()
+    batch = request("/a") + request("/b") + request("/c")
+    answers = response(200, b"a") + response(404, b"bb") + response(500, b"ccc")
+    out = run(records_of(conn, [(IN, batch, 1 * MS), (OUT, answers, 5 * MS)]))
+    assert [(e.request.head.target, e.response.head.status) for e in out if e.response] == [
+        ("/a", 200),
+        ("/b", 404),
+        ("/c", 500),
+    ]
+
+
+def test_a_request_written_in_several_small_writes_is_one_client_exchange() -> None:
+    conn = SimConnection()
+    pieces = [b"GET /slow HTTP/1.1\r\n", b"Host: t\r\n", b"Accept: */*\r\n", b"\r\n"]
+    steps = [(OUT, p, (i + 1) * MS) for i, p in enumerate(pieces)]
+    steps.append((IN, response(200), 10 * MS))
+    [ex] = run(records_of(conn, steps))
+    assert ex.role is Role.CLIENT
+    assert ex.request.head.target == "/slow"
+    assert ex.latency_ns == 9 * MS  # from the first write to the read of the response
+
+
+def test_a_response_split_into_header_and_body_writes_is_one_response() -> None:
+    conn = SimConnection()
+    full = response(200, b'{"error":"insufficient_balance"}')
+    head, body = full.split(b"\r\n\r\n", 1)
+    out = run(
+        records_of(
+            conn, [(IN, request(), 1 * MS), (OUT, head + b"\r\n\r\n", 2 * MS), (OUT, body, 4 * MS)]
+        )
+    )
+    [ex] = out
+    assert ex.response is not None and ex.response.body == b'{"error":"insufficient_balance"}'
+    assert ex.latency_ns == 3 * MS
+
+
+def big_response_steps() -> tuple[list[Step], int, int]:
+    body = b"x" * (5 * 1024 * 1024)
+    full = response(200, body)
+    chunk = 65536
+    steps = [(IN, request("/big"), 1 * MS)]
+    ts = 2 * MS
+    for off in range(0, len(full), chunk):
+        steps.append((OUT, full[off : off + chunk], ts))
+        ts += MS
+    return steps, ts - MS, len(full)
+
+
+def test_a_five_megabyte_response_ends_when_the_next_request_reveals_its_last_write() -> None:
+    conn = SimConnection()
+    steps, last_write, size = big_response_steps()
+    steps.append((IN, request("/next"), last_write + 50 * MS))
+    out = run(records_of(conn, steps))
+    [ex] = out
+    assert ex.response is not None
+    assert ex.response.size == size
+    assert ex.response.end_ns == last_write
+    assert ex.response.body_truncated and len(ex.response.body) == 1024
+
+
+def test_a_five_megabyte_response_on_an_idle_connection_ends_from_the_kernel_totals() -> None:
+    conn = SimConnection()
+    steps, last_write, size = big_response_steps()
+    tracker = ConnectionTracker()
+    assert run(records_of(conn, steps), tracker) == []
+    assert tracker.stalled(now_ns=last_write + 200 * MS, quiet_ns=100 * MS) != []
+    totals = ConnTotals(
+        conn.conn_id, conn.in_bytes, conn.in_last_ns, conn.out_bytes, conn.out_last_ns
+    )
+    [ex] = tracker.settle(conn.tgid, conn.fd, totals)
+    assert ex.response is not None and ex.response.size == size
+    assert ex.latency_ns == last_write - 1 * MS
+
+
+def test_a_server_that_closes_mid_response_yields_an_incomplete_exchange() -> None:
+    conn = SimConnection()
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+    out = run(
+        records_of(
+            conn,
+            [(IN, request("/close-mid"), 1 * MS), (OUT, head + b"y" * 1000, 2 * MS)],
+            close_at=3 * MS,
+        )
+    )
+    [ex] = out
+    assert ex.response is not None and ex.response.head.status == 200
+    assert not ex.complete
+    assert ex.response.size == len(head) + 1000
+
+
+def test_a_request_never_answered_before_close_is_recorded_as_incomplete() -> None:
+    conn = SimConnection()
+    [ex] = run(records_of(conn, [(IN, request("/hang"), 1 * MS)], close_at=9 * MS))
+    assert ex.response is None and not ex.complete
+    assert ex.latency_ns == 8 * MS
+
+
+def test_garbage_after_a_method_token_is_counted_and_skipped() -> None:
+    tracker = ConnectionTracker()
+    bad = SimConnection(fd=7)
+    assert (
+        run(records_of(bad, [(IN, b"GET \x00\xff\xfe\xfd garbage\r\n\r\n", MS)], 2 * MS), tracker)
+        == []
+    )
+    assert tracker.stats.parser.parse_errors == 1
+    good = SimConnection(fd=8)
+    [ex] = run(records_of(good, [(IN, request(), 3 * MS), (OUT, response(), 4 * MS)]), tracker)
+    assert ex.complete
+
+
+def test_chunked_responses_are_dechunked_for_the_body_check() -> None:
+    conn = SimConnection()
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunks = [b'7\r\n{"error\r\n', b'18\r\n":"card_declined","x":1}\r\n', b"0\r\n\r\n"]
+    steps = [(IN, request(), MS), (OUT, head, 2 * MS)]
+    steps += [(OUT, c, (3 + i) * MS) for i, c in enumerate(chunks)]
+    [ex] = run(records_of(conn, steps))
+    assert ex.response is not None
+    assert ex.response.body == b'{"error":"card_declined","x":1}'
+    assert ex.response.end_ns == 5 * MS
+
+
+def test_a_response_to_head_has_no_body_despite_its_content_length() -> None:
+    conn = SimConnection()
+    head_only = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+    out = run(
+        records_of(
+            conn,
+            [
+                (IN, request("/x", "HEAD"), MS),
+                (OUT, head_only, 2 * MS),
+                (IN, request("/y"), 3 * MS),
+                (OUT, response(), 4 * MS),
+            ],
+        )
+    )
+    assert [(e.request.head.method, e.complete) for e in out] == [("HEAD", True), ("GET", True)]
+
+
+def test_a_100_continue_is_not_taken_for_the_final_response() -> None:
+    conn = SimConnection()
+    head = b"POST /up HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+    out = run(
+        records_of(
+            conn,
+            [
+                (IN, head, MS),
+                (OUT, b"HTTP/1.1 100 Continue\r\n\r\n", 2 * MS),
+                (IN, b"data", 3 * MS),
+                (OUT, response(201), 4 * MS),
+            ],
+        )
+    )
+    [ex] = out
+    assert ex.response is not None and ex.response.head.status == 201
+
+
+def test_an_fd_reused_by_a_new_connection_ends_the_old_one() -> None:
+    tracker = ConnectionTracker()
+    old = SimConnection(conn_id=1)
+    run(records_of(old, [(IN, request("/old"), MS)]), tracker)
+    new = SimConnection(conn_id=2)
+    out = run(records_of(new, [(IN, request("/new"), 5 * MS), (OUT, response(), 6 * MS)]), tracker)
+    assert [(e.request.head.target, e.complete) for e in out] == [("/old", False), ("/new", True)]
+
+
+def test_connections_beyond_the_limit_evict_the_least_recently_active() -> None:
+    tracker = ConnectionTracker(TrackerLimits(max_connections=10))
+    for fd in range(50):
+        run(records_of(SimConnection(fd=fd), [(IN, request(), fd * MS)]), tracker)
+    assert len(tracker) == 10
+    assert tracker.stats.evicted_connections == 40
+
+
+def test_idle_connections_expire() -> None:
+    tracker = ConnectionTracker(TrackerLimits(idle_timeout_ns=1000 * MS))
+    run(records_of(SimConnection(fd=1), [(IN, request(), MS)]), tracker)
+    assert tracker.expire(now_ns=500 * MS) == []
+    [ex] = tracker.expire(now_ns=2000 * MS)
+    assert not ex.complete and len(tracker) == 0
+
+
+segments = st.lists(
+    st.tuples(
+        st.sampled_from([IN, OUT]),
+        st.one_of(
+            st.binary(max_size=300),
+            st.sampled_from(
+                [request(), response(), b"GET ", b"HTTP/1.1 ", b"0\r\n\r\n", b"\r\n\r\n"]
+            ),
+        ),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(segments, st.integers(min_value=64, max_value=4096), st.booleans())
+def test_random_bytes_never_raise_and_never_grow_state_without_bound(
+    steps: list[tuple[StreamDirection, bytes]], capture: int, close: bool
+) -> None:
+    tracker = ConnectionTracker(TrackerLimits(max_connections=4, max_pending_requests=8))
+    for fd in range(3):
+        conn = SimConnection(fd=fd, capture_bytes=capture)
+        timed = [(d, data, i * MS) for i, (d, data) in enumerate(steps)]
+        run(records_of(conn, timed, close_at=10_000 * MS if close else None), tracker)
+    tracker.expire(now_ns=10**15)
+    assert len(tracker) == 0
