@@ -137,7 +137,7 @@ class Record:
     kind: RecordKind
     direction: StreamDirection
     role: Role
-    flags: RecordFlag
+    flags: int  # RecordFlag bits, kept as an int: building an IntFlag costs more than the rest
     tgid: int
     tid: int
     fd: int
@@ -206,7 +206,7 @@ def decode(raw: bytes) -> Record:
         kind=record_kind,
         direction=record_direction,
         role=record_role,
-        flags=RecordFlag(flags),
+        flags=flags,
         tgid=tgid,
         tid=tid,
         fd=fd,

@@ -12,6 +12,7 @@ kernel flags the next segment as a message start; nothing here ever raises on in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -39,21 +40,34 @@ def looks_like_start(data: bytes) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class MessageHead:
-    """A parsed start line and header block."""
+    """A parsed start line and its header block.
+
+    Headers stay as the validated text block and are looked up on demand: a message is usually
+    asked for two or three headers, and splitting all of them costs more than the rest of the
+    parse together.
+    """
 
     is_request: bool
     method: str  # requests only, upper case
     target: str  # requests only, as sent
     status: int  # responses only
     version: str  # "HTTP/1.1"
-    headers: Headers  # (lower-case name, value), in order
+    block: str  # "\r\nName: value\r\n...\r\n", latin-1 decoded
+    block_lower: str  # the same, lower-cased, for case-insensitive lookups
     size: int  # bytes of the start line, headers and the blank line
 
     def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        """The first value of header ``name`` (lower case), or None."""
+        at = self.block_lower.find(f"\r\n{name}:")
+        if at < 0:
+            return None
+        start = at + len(name) + 3
+        return self.block[start : self.block.find("\r\n", start)].strip(" \t")
+
+    @property
+    def headers(self) -> Headers:
+        """Every header as (lower-case name, value), in order."""
+        return tuple([(name.lower(), value) for name, value in _HEADER_LINE.findall(self.block, 2)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +91,20 @@ class ParseError(ValueError):
     """Bytes that cannot be an HTTP/1.x message head (never escapes this module)."""
 
 
+_HEADER_NAME = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_HEADER_BLOCK: Final = re.compile(rf"(?:{_HEADER_NAME}:[^\r\n]*\r\n)*")
+_HEADER_LINE: Final = re.compile(rf"({_HEADER_NAME}):[ \t]*([^\r\n]*?)[ \t]*\r\n")
+_REQUEST_TARGET: Final = re.compile(r"[\x21-\x7e]+")
+
+
 def parse_head(raw: bytes) -> MessageHead:
     """Parse a complete head (ending with the blank line) or raise ``ParseError``."""
     end = raw.find(b"\r\n\r\n")
     if end < 0:
         raise ParseError("head does not end with a blank line")
-    try:
-        text = raw[:end].decode("latin-1")
-    except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes every byte
-        raise ParseError("undecodable head") from exc
-    lines = text.split("\r\n")
-    start = lines[0]
+    text = raw[: end + 2].decode("latin-1")  # latin-1 maps every byte: never fails
+    line_end = text.find("\r\n")
+    start = text[:line_end]
     parts = start.split(" ", 2)
     if len(parts) < 2:
         raise ParseError(f"malformed start line {start[:40]!r}")
@@ -107,18 +124,20 @@ def parse_head(raw: bytes) -> MessageHead:
             raise ParseError(f"unknown method {method[:16]!r}")
         if version not in ("HTTP/1.1", "HTTP/1.0"):
             raise ParseError(f"unknown version {version[:12]!r}")
-        if not target or any(c in target for c in " \x00\x7f") or not target.isprintable():
+        if not _REQUEST_TARGET.fullmatch(target):
             raise ParseError("malformed request target")
         is_request, status = True, 0
-    headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or not all(ord(c) in _TOKEN_CHARS for c in name):
-            raise ParseError(f"malformed header line {line[:40]!r}")
-        if len(headers) >= MAX_HEADERS:
-            raise ParseError("too many headers")
-        headers.append((name.lower(), value.strip(" \t")))
-    return MessageHead(is_request, method, target, status, version, tuple(headers), end + 4)
+    block = text[line_end:]
+    if not _HEADER_BLOCK.fullmatch(block, 2):
+        raise ParseError("malformed header block")
+    if block.count("\r\n") > MAX_HEADERS + 1:
+        raise ParseError("too many headers")
+    return MessageHead(is_request, method, target, status, version, block, block.lower(), end + 4)
+
+
+_CHUNKED: Final = -1
+_UNTIL_CLOSE: Final = -2
+_BAD_LENGTH: Final = -3
 
 
 class _State(Enum):
@@ -213,9 +232,18 @@ class StreamParser:
         self, offset: int, data: bytes, length: int, ts_ns: int, flagged_start: bool
     ) -> list[HttpMessage]:
         """Place one syscall's bytes: ``data`` is the captured prefix of its ``length`` bytes."""
-        out: list[HttpMessage] = []
         if self.pos < 0:
             self.pos = offset
+        if (
+            flagged_start
+            and offset == self.pos
+            and len(data) == length
+            and self._state is _State.IDLE
+            and (message := self._whole_message(data, ts_ns)) is not None
+        ):
+            self.pos += length
+            return [message]
+        out: list[HttpMessage] = []
         if offset > self.pos:
             self._gap(offset - self.pos, ts_ns, flagged_start, out)
         elif offset < self.pos:
@@ -448,47 +476,68 @@ class StreamParser:
             self._finish(ts_ns, out)
         return i + nl + 1
 
-    def _begin_body(self, head: MessageHead, ts_ns: int, out: list[HttpMessage]) -> None:
-        self._head = head
-        self._body.clear()
-        self._body_len = 0
-        chunked = "chunked" in (head.header("transfer-encoding") or "").lower()
-        length_text = head.header("content-length")
-        if head.is_request:
-            bodiless = False
-        else:
+    def _framing(self, head: MessageHead) -> int:
+        """How the body ends: its length (0 for none), CHUNKED, UNTIL_CLOSE, or BAD_LENGTH."""
+        if not head.is_request:
             method = self._response_to() if self._response_to else None
-            bodiless = (
+            if (
                 method == "HEAD"
                 or 100 <= head.status < 200
                 or head.status in (204, 304)
                 or (method == "CONNECT" and 200 <= head.status < 300)
-            )
-        if bodiless:
-            self._finish(ts_ns, out)
-            return
-        if chunked:
-            self._state = _State.CHUNK_SIZE
-            self._line.clear()
-            return
+            ):
+                return 0
+        transfer_encoding = head.header("transfer-encoding")
+        if transfer_encoding is not None and "chunked" in transfer_encoding.lower():
+            return _CHUNKED
+        length_text = head.header("content-length")
         if length_text is not None:
             try:
                 length = int(length_text)
             except ValueError:
-                length = -1
-            if length < 0:
-                self._garbage(0)
-                return
-            if length == 0:
-                self._finish(ts_ns, out)
-                return
-            self._state = _State.LENGTH
-            self._remaining = length
-            return
-        if head.is_request:
+                return _BAD_LENGTH
+            return length if length >= 0 else _BAD_LENGTH
+        return 0 if head.is_request else _UNTIL_CLOSE
+
+    def _begin_body(self, head: MessageHead, ts_ns: int, out: list[HttpMessage]) -> None:
+        self._head = head
+        self._body.clear()
+        self._body_len = 0
+        framing = self._framing(head)
+        if framing == 0:
             self._finish(ts_ns, out)
-        else:
+        elif framing == _CHUNKED:
+            self._state = _State.CHUNK_SIZE
+            self._line.clear()
+        elif framing == _UNTIL_CLOSE:
             self._state = _State.UNTIL_CLOSE
+        elif framing == _BAD_LENGTH:
+            self._garbage(0)
+        else:
+            self._state = _State.LENGTH
+            self._remaining = framing
+
+    def _whole_message(self, data: bytes, ts_ns: int) -> HttpMessage | None:
+        """The common case in one step: a segment holding exactly one complete message."""
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        try:
+            head = parse_head(data)
+        except ParseError:
+            return None
+        framing = self._framing(head)
+        if framing < 0 or head.size + framing != len(data):
+            return None
+        body = data[head.size : head.size + self._body_limit]
+        return HttpMessage(
+            head=head,
+            start_ns=ts_ns,
+            end_ns=ts_ns,
+            size=len(data),
+            body=body,
+            body_truncated=framing > len(body),
+        )
 
     def _keep(self, chunk: memoryview) -> None:
         room = self._body_limit - len(self._body)
