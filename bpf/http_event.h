@@ -62,7 +62,8 @@ struct bw_event {
     __u32 captured;    /* valid bytes in data[] */
     __u16 local_port;  /* 0 when unknown */
     __u16 remote_port; /* 0 when unknown */
-    __u32 _pad0;
+    __u32 seq;         /* per connection, counting every record the kernel tried to send:
+                        * a gap tells user space that records of this connection were lost */
     char comm[BW_COMM_LEN]; /* the calling thread's name */
     __u8 data[BW_DATA_MAX];
 };
@@ -95,12 +96,14 @@ struct bw_conn {
     __u64 out_tail;    /* the last 8 bytes written, for ends of chunked bodies beyond the budget */
     __u32 in_budget;   /* capture bytes left for the current inbound message */
     __u32 out_budget;  /* capture bytes left for the current outbound message */
+    __u32 seq;         /* the next record's sequence number */
     __u16 local_port;
     __u16 remote_port;
     __u8 role;
     __u8 tracked;      /* an HTTP start line has been seen */
     __u8 ignored;      /* excluded by a filter */
     __u8 _pad0;
+    __u32 _pad1;
 };
 
 #endif /* BYTEWATCH_HTTP_EVENT_H */

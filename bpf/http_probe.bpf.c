@@ -165,7 +165,7 @@ static __always_inline __u32 copy_payload(struct bw_scratch *s, const struct bw_
 }
 
 static __always_inline void stamp(struct bw_event *ev, __u8 kind, const struct bw_conn_key *key,
-                                  const struct bw_conn *c, __u64 now) {
+                                  struct bw_conn *c, __u64 now) {
     __u64 id = bpf_get_current_pid_tgid();
     ev->kind = kind;
     ev->role = c->role;
@@ -180,7 +180,10 @@ static __always_inline void stamp(struct bw_event *ev, __u8 kind, const struct b
     ev->out_last_ns = c->out_last_ns;
     ev->local_port = c->local_port;
     ev->remote_port = c->remote_port;
-    ev->_pad0 = 0;
+    /* Not atomic: BCC's default BPF target cannot use an atomic add's result, and two CPUs
+     * emitting for one connection in the same instant is rare; user space tolerates it. */
+    ev->seq = c->seq;
+    c->seq = ev->seq + 1;
     bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
 }
 

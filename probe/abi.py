@@ -73,7 +73,7 @@ class CEvent(ctypes.Structure):
         ("captured", ctypes.c_uint32),
         ("local_port", ctypes.c_uint16),
         ("remote_port", ctypes.c_uint16),
-        ("_pad0", ctypes.c_uint32),
+        ("seq", ctypes.c_uint32),
         ("comm", ctypes.c_char * COMM_LEN),
         ("data", ctypes.c_uint8 * DATA_MAX),
     )
@@ -115,12 +115,14 @@ class CConn(ctypes.Structure):
         ("out_tail", ctypes.c_uint64),
         ("in_budget", ctypes.c_uint32),
         ("out_budget", ctypes.c_uint32),
+        ("seq", ctypes.c_uint32),
         ("local_port", ctypes.c_uint16),
         ("remote_port", ctypes.c_uint16),
         ("role", ctypes.c_uint8),
         ("tracked", ctypes.c_uint8),
         ("ignored", ctypes.c_uint8),
         ("_pad0", ctypes.c_uint8),
+        ("_pad1", ctypes.c_uint32),
     )
 
 
@@ -150,6 +152,7 @@ class Record:
     length: int
     local_port: int
     remote_port: int
+    seq: int  # per connection; a gap means records were lost
     thread_comm: str
     data: bytes
 
@@ -189,7 +192,7 @@ def decode(raw: bytes) -> Record:
         captured,
         local_port,
         remote_port,
-        _pad,
+        seq,
         comm,
     ) = _HEADER.unpack_from(raw)
     try:
@@ -219,6 +222,7 @@ def decode(raw: bytes) -> Record:
         length=length,
         local_port=local_port,
         remote_port=remote_port,
+        seq=seq,
         thread_comm=comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
         data=raw[HEADER_SIZE : HEADER_SIZE + captured],
     )
@@ -244,7 +248,7 @@ def encode(record: Record) -> bytes:
         len(record.data),
         record.local_port,
         record.remote_port,
-        0,
+        record.seq,
         record.thread_comm.encode()[:COMM_LEN],
     )
     return header + record.data

@@ -72,6 +72,8 @@ class TrackerStats:
     incomplete: int = 0
     unmatched_responses: int = 0
     dropped_requests: int = 0
+    lost_records: int = 0  # gaps in a connection's record sequence
+    abandoned_requests: int = 0  # requests whose outcome was lost with those records
     evicted_connections: int = 0
     expired_connections: int = 0
     parser: ParserStats = field(default_factory=ParserStats)
@@ -83,6 +85,7 @@ class _Conn:
         "conn_id",
         "last_ns",
         "local_port",
+        "next_seq",
         "pending",
         "remote_port",
         "requests",
@@ -101,6 +104,7 @@ class _Conn:
         self.remote_port = record.remote_port
         self.thread_comm = record.thread_comm
         self.last_ns = record.ts_ns
+        self.next_seq = record.seq
         self.pending: deque[HttpMessage] = deque()
         self.answered_early = False
         self.upgraded = False
@@ -160,6 +164,9 @@ class ConnectionTracker:
         else:
             self._conns.move_to_end(key)
         conn.last_ns = record.ts_ns
+        if record.seq != conn.next_seq:
+            self._lost(conn, record.seq)
+        conn.next_seq = record.seq + 1
         if record.kind is RecordKind.CLOSE:
             self._conns.pop(key)
             self._end(conn, record, record.ts_ns, out)
@@ -238,6 +245,16 @@ class ConnectionTracker:
         conn = _Conn(record, self.stats.parser, self.limits.body_limit)
         self._conns[key] = conn
         return conn
+
+    def _lost(self, conn: _Conn, seq: int) -> None:
+        """Records of this connection never arrived (the ring buffer was full). What was in
+        flight has an unknown outcome: it is counted as lost, never reported as a failure."""
+        self.stats.lost_records += max(1, seq - conn.next_seq)
+        self.stats.abandoned_requests += len(conn.pending)
+        conn.pending.clear()
+        conn.answered_early = False
+        conn.requests.resync()
+        conn.responses.resync()
 
     def _requests(self, conn: _Conn, done: list[HttpMessage]) -> None:
         for request in done:

@@ -226,6 +226,12 @@ class StreamParser:
     def current_start_ns(self) -> int:
         return self._start_ns
 
+    def resync(self) -> None:
+        """Records were lost: forget the current message and wait for the next start line."""
+        self._reset()
+        self._state = _State.SKIP
+        self.pos = -1
+
     # ---- input ---------------------------------------------------------------------------------
 
     def feed(

@@ -43,6 +43,7 @@ class ProbeStats:
     lost_starts: int = 0
     unmatched_responses: int = 0
     dropped_requests: int = 0
+    abandoned_requests: int = 0  # in flight when records of their connection were lost
     evicted_connections: int = 0
     filtered: int = 0
     connections: int = 0
@@ -192,6 +193,7 @@ class LiveProbeSource:
             lost_starts=t.parser.lost_starts,
             unmatched_responses=t.unmatched_responses,
             dropped_requests=t.dropped_requests,
+            abandoned_requests=t.abandoned_requests,
             evicted_connections=t.evicted_connections,
             filtered=self._filtered,
             connections=len(self._tracker),

@@ -29,6 +29,7 @@ class SimConnection:
     remote_port: int = 40000
     role: Role = Role.UNKNOWN
     tracked: bool = False
+    seq: int = 0
     in_bytes: int = 0
     in_last_ns: int = 0
     out_bytes: int = 0
@@ -66,6 +67,10 @@ class SimConnection:
             RecordKind.DATA, direction, flags, length=len(data), data=data[:want], ts_ns=ts_ns
         )
 
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq - 1
+
     def close(self, ts_ns: int) -> Record | None:
         if not self.tracked:
             return None
@@ -98,6 +103,7 @@ class SimConnection:
             length=length,
             local_port=self.local_port,
             remote_port=self.remote_port,
+            seq=self._next_seq(),
             thread_comm=self.comm,
             data=data,
         )

@@ -86,6 +86,7 @@ def a_record(**changes: object) -> abi.Record:
         length=20,
         local_port=8080,
         remote_port=50000,
+        seq=3,
         thread_comm="node",
         data=b"HTTP/1.1 200 OK\r\n\r\n",
     )

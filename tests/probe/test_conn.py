@@ -227,6 +227,26 @@ def test_an_fd_reused_by_a_new_connection_ends_the_old_one() -> None:
     assert [(e.request.head.target, e.complete) for e in out] == [("/old", False), ("/new", True)]
 
 
+def test_lost_records_abandon_what_was_in_flight_without_reporting_a_failure() -> None:
+    conn = SimConnection()
+    steps = [
+        (IN, request("/a"), MS),
+        (OUT, response(), 2 * MS),
+        (IN, request("/b"), 3 * MS),
+        (OUT, response(500), 4 * MS),
+        (IN, request("/c"), 5 * MS),
+        (OUT, response(201), 6 * MS),
+    ]
+    records = records_of(conn, steps, close_at=7 * MS)
+    del records[3]  # the ring buffer was full when /b's response was written
+    tracker = ConnectionTracker()
+    out = run(records, tracker)
+    assert [(e.request.head.target, e.complete) for e in out] == [("/a", True), ("/c", True)]
+    assert tracker.stats.lost_records == 1
+    assert tracker.stats.abandoned_requests == 1
+    assert tracker.stats.incomplete == 0
+
+
 def test_connections_beyond_the_limit_evict_the_least_recently_active() -> None:
     tracker = ConnectionTracker(TrackerLimits(max_connections=10))
     for fd in range(50):
