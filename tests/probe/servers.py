@@ -8,9 +8,12 @@ for its whole process group) when the ``with`` block ends, whatever happened ins
         httpx.get(server.url("/hello"))
         probe_saw(server.pid, server.comm)
 
-Fixtures: ``server_fixture(kind)`` makes one (``node_server = server_fixture("node")`` in a test
-module), and ``serve(kind, tmp_path_factory)`` is the generator behind it, for a fixture of your
-own. A missing runtime skips the test, except under ``CI=true``, where it fails it.
+Fixtures: ``node_server``, ``python_server``, ``asgi_server``, ``java_server`` and
+``nginx_server`` are session-scoped. pytest keeps one instance per module that names them, so
+import them in a ``conftest.py`` (``from tests.probe.servers import java_server  # noqa: F401``)
+to share one JVM across modules. ``server_fixture(kind, scope=..., name=...)`` makes another,
+and ``serve(kind, tmp_path_factory)`` is the generator behind them, for a fixture of your own.
+A missing runtime skips the test, except under ``CI=true``, where it fails it.
 
 Errors: ``ServerError`` is the root; ``RuntimeMissing`` (a binary is not installed) and
 ``ServerStartError`` (the server did not come up; its log is in the message) derive from it.
