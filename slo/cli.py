@@ -75,6 +75,31 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules(args: argparse.Namespace) -> int:
+    from slo.errors import InvalidSpec, RulesUnsupported
+    from slo.rules import render_rules
+    from slo.spec import LoadOptions, load_paths
+
+    try:
+        options = _slo_options(args)
+        assert isinstance(options, LoadOptions)
+        loaded = load_paths(args.files, options)
+        text = render_rules(loaded.slos)
+    except InvalidSpec as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except RulesUnsupported as exc:
+        print(f"bytewatch rules: {exc}", file=sys.stderr)
+        return 1
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    return 0
+
+
 def _add_slo_loading_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "files",
@@ -104,6 +129,19 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.set_defaults(handler=_validate)
 
 
+def _add_rules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("rules", help="write Prometheus recording and alerting rules for SLOs")
+    _add_slo_loading_arguments(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        metavar="FILE",
+        help="where to write the rules (default: standard output)",
+    )
+    p.set_defaults(handler=_rules)
+
+
 # --- alert commands (issue 5) ----------------------------------------------------------------
 
 
@@ -127,6 +165,7 @@ ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], Non
     # issue 3: routes, classify
     # issue 4: validate, rules
     _add_validate,
+    _add_rules,
     # issue 5: alert, silence
     # issue 6: run, backtest, config
 ]
