@@ -54,6 +54,108 @@ def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 # --- slo commands: validate, rules (issue 4) -------------------------------------------------
 
 
+def _slo_options(args: argparse.Namespace) -> object:
+    """``spec.LoadOptions`` from ``--default-period`` and ``--windows``; raises InvalidSpec."""
+    from slo.spec import LoadOptions, load_catalog
+    from slo.windows import parse_duration
+
+    try:
+        period_s = parse_duration(args.default_period)
+    except ValueError as exc:
+        raise SystemExit(f"bytewatch {args.command}: --default-period: {exc}") from exc
+    catalogs = tuple(load_catalog(path) for path in args.windows)
+    return LoadOptions(default_period_s=period_s, catalogs=catalogs)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from slo.errors import InvalidSpec
+    from slo.spec import LoadOptions, load_paths
+
+    try:
+        options = _slo_options(args)
+        assert isinstance(options, LoadOptions)
+        loaded = load_paths(args.files, options)
+    except InvalidSpec as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"bytewatch validate: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 1
+    slos, services = len(loaded.slos), len(loaded.services)
+    print(
+        f"bytewatch validate: {loaded.files} file{'s' if loaded.files != 1 else ''} ok: "
+        f"{slos} SLO{'s' if slos != 1 else ''} for {services} service{'s' if services != 1 else ''}"
+    )
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from slo.errors import InvalidSpec, RulesUnsupported
+    from slo.rules import render_rules
+    from slo.spec import LoadOptions, load_paths
+
+    try:
+        options = _slo_options(args)
+        assert isinstance(options, LoadOptions)
+        loaded = load_paths(args.files, options)
+        text = render_rules(loaded.slos)
+    except InvalidSpec as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except RulesUnsupported as exc:
+        print(f"bytewatch rules: {exc}", file=sys.stderr)
+        return 1
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    return 0
+
+
+def _add_slo_loading_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="SLO files (bytewatch/v1, OpenSLO v1, Sloth) or directories of them",
+    )
+    p.add_argument(
+        "--default-period",
+        default="30d",
+        metavar="DURATION",
+        help="period of Sloth and OpenSLO SLOs that name none (default: 30d)",
+    )
+    p.add_argument(
+        "--windows",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a Sloth AlertWindows catalog replacing the default windows for its "
+        "period (repeatable)",
+    )
+
+
+def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("validate", help="check SLO files and report every problem")
+    _add_slo_loading_arguments(p)
+    p.set_defaults(handler=_validate)
+
+
+def _add_rules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("rules", help="write Prometheus recording and alerting rules for SLOs")
+    _add_slo_loading_arguments(p)
+    p.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        metavar="FILE",
+        help="where to write the rules (default: standard output)",
+    )
+    p.set_defaults(handler=_rules)
+
+
 # --- alert commands (issue 5) ----------------------------------------------------------------
 
 
@@ -77,6 +179,8 @@ ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], Non
     _add_trace,
     # issue 3: routes, classify
     # issue 4: validate, rules
+    _add_validate,
+    _add_rules,
     # issue 5: alert, silence
     # issue 6: run, backtest, config
 ]
