@@ -13,7 +13,7 @@ Flapping guard. Two timers, both like Prometheus' alerting rules:
 
 - ``hold`` (Prometheus' ``for``): the condition must hold on every evaluation for this long
   before the alert fires; a spike shorter than that never pages. A pending alert whose condition
-  stops holding goes back to inactive at once.
+  stops holding goes back to inactive at once. With a hold of zero an alert fires at once.
 - ``keep_firing_for`` (Prometheus' ``keep_firing_for``): a firing alert resolves only after its
   condition has been clear for this long. A dip shorter than that does not resolve it, so a
   condition that flickers around its threshold gives one firing notification, not a storm.
