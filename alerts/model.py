@@ -53,7 +53,8 @@ class WindowBurn:
 
     @property
     def tripped(self) -> bool:
-        return self.long_burn >= self.factor and self.short_burn >= self.factor
+        # Strictly above, as in the SRE Workbook and Sloth (slo.burn agrees).
+        return self.long_burn > self.factor and self.short_burn > self.factor
 
 
 @dataclass(frozen=True, slots=True)
