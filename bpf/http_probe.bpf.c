@@ -103,13 +103,11 @@ static __always_inline int http_start(const __u8 *p, __u32 n) {
         if (p[1] == 'R' && p[2] == 'A' && p[3] == 'C' && p[4] == 'E') sp = 5;
         break;
     }
-    if (sp == 0 || n < sp + 2)
+    /* A method token and a space is enough: what follows is user space's to judge, so that
+     * garbage after a method is counted as a parse error rather than silently ignored. */
+    if (sp == 0 || n < sp + 1)
         return 0;
-    /* method, one space, then the first byte of a target */
-    if (p[sp & (BW_PEEK - 1)] != ' ')
-        return 0;
-    __u8 c = p[(sp + 1) & (BW_PEEK - 1)];
-    return (c > ' ' && c < 0x7f) ? 1 : 0;
+    return p[sp & (BW_PEEK - 1)] == ' ' ? 1 : 0;
 }
 
 /* The first bytes a syscall moved, for triage. */

@@ -121,13 +121,13 @@ class LoadedProbe:
                 on_record(ctypes.string_at(data, size))
 
             self._deliver = deliver  # keep the ctypes callback alive as long as the probe
-            self._bpf["events"].open_ring_buffer(deliver)
+            self._bpf[b"events"].open_ring_buffer(deliver)
         except Exception:
             self._bpf.cleanup()
             raise
-        self._conns = self._bpf["conns"]
-        self._counters = self._bpf["counters"]
-        self._listen_ports = self._bpf["listen_ports"]
+        self._conns = self._bpf[b"conns"]
+        self._counters = self._bpf[b"counters"]
+        self._listen_ports = self._bpf[b"listen_ports"]
 
     def _configure(self, config: ProbeConfig) -> None:
         filter_pids = bool(config.pids or config.comms)
@@ -137,18 +137,18 @@ class LoadedProbe:
             filter_pids=int(filter_pids),
             filter_ports=int(bool(config.ports)),
         )
-        self._bpf["config"][ctypes.c_int(0)] = cfg
+        self._bpf[b"config"][ctypes.c_int(0)] = cfg
         self.set_pids(config.pids)
-        comms = self._bpf["filter_comms"]
+        comms = self._bpf[b"filter_comms"]
         for comm in config.comms:
             comms[CCommKey(comm=comm.encode()[: COMM_LEN - 1])] = ctypes.c_uint8(1)
-        ports = self._bpf["filter_ports"]
+        ports = self._bpf[b"filter_ports"]
         for port in config.ports:
             ports[ctypes.c_uint16(port)] = ctypes.c_uint8(1)
 
     def set_pids(self, pids: Iterable[int]) -> None:
         """Replace the kernel's pid filter (used to follow processes by name)."""
-        table = self._bpf["filter_pids"]
+        table = self._bpf[b"filter_pids"]
         wanted = set(pids)
         present = {k.value for k in table}
         for pid in present - wanted:

@@ -1,0 +1,319 @@
+"""The probe on real servers in five runtimes, watched from the outside (needs root and eBPF).
+
+How latencies are compared: the probe measures a server exchange from the return of the read
+that brought the request's first bytes to the return of the write that sent the response's last
+bytes, and a client exchange from its first write to its last read. A client library measures
+around the same syscalls plus its own user-space work (and, on a new connection, the TCP
+handshake). So the probe's server latency is never above the client's, and the gap is loopback
+transit plus client overhead: a few milliseconds on a busy two-core machine. The tolerance below
+is 25 ms plus 10 %, wide enough for CI noise and narrow enough to catch a probe that pairs a
+request with the wrong response (which is off by whole requests) or takes the wrong timestamp.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.probe.probe_process import Exchange, TraceProcess
+from tests.probe.servers import RunningServer
+from tests.probe.traffic import (
+    ClientExchange,
+    curl_requests,
+    get,
+    httpx_requests,
+    keepalive_requests,
+    non_http_exchange,
+    pipelined_requests,
+    post_json,
+    raw_garbage,
+    raw_request,
+    slow_written_request,
+)
+
+pytestmark = pytest.mark.kernel
+
+RUNTIMES = ("node", "python", "asgi", "java", "nginx")
+TOLERANCE_S = 0.025
+TOLERANCE_RATIO = 0.10
+
+
+@pytest.fixture(params=RUNTIMES)
+def server(request: pytest.FixtureRequest) -> RunningServer:
+    running: RunningServer = request.getfixturevalue(f"{request.param}_server")
+    return running
+
+
+def served_by(server: RunningServer, since: float) -> Callable[[Exchange], bool]:
+    def match(e: Exchange) -> bool:
+        return e["pid"] in server.pids and e["direction"] == "server" and ts(e) >= since
+
+    return match
+
+
+def called_by(pid: int, since: float) -> Callable[[Exchange], bool]:
+    def match(e: Exchange) -> bool:
+        return e["pid"] == pid and e["direction"] == "client" and ts(e) >= since
+
+    return match
+
+
+def ts(e: Exchange) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(e["ts"].replace("Z", "+00:00")).timestamp()
+
+
+def unique_id() -> int:
+    return random.randrange(10**8, 10**9)
+
+
+def assert_latency_close(seen_s: float, client_s: float, *, what: str) -> None:
+    slack = TOLERANCE_S + TOLERANCE_RATIO * client_s
+    assert seen_s <= client_s + 0.002, f"{what}: probe {seen_s:.4f}s > client {client_s:.4f}s"
+    assert client_s - seen_s <= slack, f"{what}: probe {seen_s:.4f}s vs client {client_s:.4f}s"
+
+
+def by_path(exchanges: list[Exchange]) -> dict[str, list[Exchange]]:
+    grouped: dict[str, list[Exchange]] = {}
+    for e in exchanges:
+        grouped.setdefault(e["path"], []).append(e)
+    return grouped
+
+
+def check_each_seen_once(
+    seen: list[Exchange], sent: list[ClientExchange], *, latency: bool = True
+) -> None:
+    grouped = by_path(seen)
+    for client in sent:
+        path = client.path.split("?")[0]
+        matches = grouped.get(path, [])
+        assert len(matches) == 1, f"{client.method} {path}: seen {len(matches)} times"
+        [e] = matches
+        assert (e["method"], e["status"]) == (client.method, client.status), path
+        if latency:
+            assert_latency_close(e["latency_ms"] / 1000, client.latency_s, what=path)
+
+
+def test_every_runtime_is_seen_once_per_exchange_with_the_right_fields(
+    live_trace: TraceProcess, server: RunningServer
+) -> None:
+    since = time.time()
+    n = unique_id()
+    sent = httpx_requests(
+        server.base_url,
+        [get(f"/users/{n}"), post_json("/payments", b'{"amount": 100}'), get("/fail")],
+    )
+    sent += curl_requests(server.base_url, [get(f"/users/{n + 1}?expand=orders")])
+    seen = live_trace.wait_for(served_by(server, since), count=len(sent))
+    check_each_seen_once(seen, sent)
+    users = by_path(seen)[f"/users/{n}"][0]
+    assert users["comm"] == server.comm
+    assert users["service"] == server.comm
+    assert users["response_bytes"] > 0 and users["request_bytes"] > 0
+    assert users["complete"] is True
+    statuses = sorted(e["status"] for e in seen)
+    assert statuses == sorted(c.status for c in sent)
+
+
+def test_the_httpx_clients_calls_show_up_as_client_exchanges(
+    live_trace: TraceProcess, node_server: RunningServer
+) -> None:
+    since = time.time()
+    n = unique_id()
+    sent = httpx_requests(node_server.base_url, [get(f"/users/{n}"), get("/fail")])
+    seen = live_trace.wait_for(called_by(os.getpid(), since), count=2)
+    check_each_seen_once(seen, sent)
+    assert {e["comm"] for e in seen} == {Path("/proc/self/comm").read_text().strip()}
+
+
+def test_a_thousand_requests_on_one_keep_alive_connection_are_each_seen_once(
+    live_trace: TraceProcess, node_server: RunningServer
+) -> None:
+    since = time.time()
+    n = unique_id()
+    sent = keepalive_requests(node_server.url(f"/users/{n}"), n=1000)
+    assert all(c.status == 200 for c in sent)
+    seen = live_trace.wait_for(served_by(node_server, since), count=1000, timeout=20)
+    mine = [e for e in seen if e["path"] == f"/users/{n}"]
+    assert len(mine) == 1000
+    assert all(e["status"] == 200 and e["complete"] for e in mine)
+    client_side = live_trace.wait_for(called_by(os.getpid(), since), count=1000, timeout=10)
+    assert len([e for e in client_side if e["path"] == f"/users/{n}"]) == 1000
+
+
+@pytest.mark.parametrize("kind", ["node", "python", "nginx"])
+def test_pipelined_requests_are_each_seen_once_in_order(
+    live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest
+) -> None:
+    server: RunningServer = request.getfixturevalue(f"{kind}_server")
+    since = time.time()
+    n = unique_id()
+    paths = [f"/users/{n + i}" for i in range(5)] + ["/fail"]
+    sent = pipelined_requests(server.base_url, paths)
+    assert [c.status for c in sent] == [200] * 5 + [500]
+    seen = live_trace.wait_for(served_by(server, since), count=len(paths))
+    check_each_seen_once(seen, sent, latency=False)
+
+
+def test_a_request_written_in_several_small_writes_is_one_exchange(
+    live_trace: TraceProcess, python_server: RunningServer
+) -> None:
+    since = time.time()
+    n = unique_id()
+    sent = slow_written_request(python_server.base_url, f"/users/{n}", pieces=4, pause_s=0.05)
+    seen = live_trace.wait_for(served_by(python_server, since), count=1)
+    check_each_seen_once(seen, [sent], latency=False)
+    client_side = live_trace.wait_for(called_by(os.getpid(), since), count=1)
+    [mine] = [e for e in client_side if e["path"] == f"/users/{n}"]
+    # The client's exchange starts at its first write, so it spans the pauses between writes.
+    assert mine["latency_ms"] >= 3 * 50 * 0.9
+
+
+@pytest.mark.parametrize("kind", ["node", "java", "nginx"])
+def test_a_five_megabyte_response_has_its_full_size_and_latency(
+    live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest
+) -> None:
+    server: RunningServer = request.getfixturevalue(f"{kind}_server")
+    size = server.capabilities.fixed_big_bytes or 5 * 1024 * 1024
+    since = time.time()
+    exchange = raw_request(server.base_url, get(f"/big?bytes={size}"))
+    client = exchange.exchange
+    assert client.status == 200 and client.response_bytes == size
+    [seen] = live_trace.wait_for(
+        lambda e: served_by(server, since)(e) and e["path"] == "/big", count=1
+    )
+    assert seen["response_bytes"] == exchange.response.head_bytes + size
+    assert seen["complete"] is True
+    assert_latency_close(seen["latency_ms"] / 1000, client.latency_s, what="/big")
+
+
+def test_a_server_that_closes_mid_response_is_recorded_as_incomplete(
+    live_trace: TraceProcess, node_server: RunningServer
+) -> None:
+    since = time.time()
+    exchange = raw_request(node_server.base_url, get("/close-mid"))
+    assert not exchange.exchange.complete
+    [seen] = live_trace.wait_for(
+        lambda e: served_by(node_server, since)(e) and e["path"] == "/close-mid", count=1
+    )
+    assert seen["complete"] is False
+    assert seen["status"] == 200
+
+
+def test_non_http_traffic_on_a_tcp_socket_is_ignored(live_trace: TraceProcess) -> None:
+    since = time.time()
+    outcome = non_http_exchange()
+    assert outcome.received == outcome.sent
+    time.sleep(1.0)
+    assert live_trace.matching(lambda e: e["pid"] == outcome.server_pid and ts(e) >= since) == []
+    assert live_trace.matching(lambda e: e["pid"] == os.getpid() and ts(e) >= since) == []
+
+
+def test_garbage_after_a_method_token_is_counted_and_skipped(
+    python_server: RunningServer,
+) -> None:
+    trace = TraceProcess("--pid", str(python_server.pid))
+    try:
+        garbage = raw_garbage(python_server.port, b"GET \x00\xff\xfe\x01 nonsense\r\n\r\n")
+        assert garbage.sent > 0
+        n = unique_id()
+        since = time.time()
+        httpx_requests(python_server.base_url, [get(f"/users/{n}")])
+        [after] = trace.wait_for(served_by(python_server, since), count=1)
+        assert after["status"] == 200
+    finally:
+        summary = trace.stop()
+    errors = int(summary.split("parse errors ")[1].split(",")[0])
+    assert errors >= 1, summary
+    assert trace.proc.returncode == 0
+
+
+def test_the_probe_never_sees_its_own_traffic(python_server: RunningServer) -> None:
+    from probe.source import LiveProbeSource
+
+    source = LiveProbeSource()
+    try:
+        n = unique_id()
+        since = time.time()
+        with httpx.Client() as client:
+            assert client.get(python_server.url(f"/users/{n}")).status_code == 200
+        seen: list[Any] = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not any(e.direction == "server" for e in seen):
+            seen += [e for e in source.poll(0.1) if e.path == f"/users/{n}" and e.ts >= since]
+    finally:
+        source.close()
+    assert [e.direction.value for e in seen] == ["server"], "only the server's side"
+    assert all(e.pid != os.getpid() for e in seen)
+
+
+def test_a_probe_that_cannot_attach_says_why_in_one_line_without_a_traceback() -> None:
+    env = dict(os.environ, BYTEWATCH_BPF_DIR="/nonexistent")
+    result = subprocess.run(
+        [sys.executable, "-m", "slo.cli", "trace", "--duration", "1"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "probe source not found" in lines[0]
+
+
+def test_status_counts_match_what_the_clients_got_under_concurrent_load(
+    live_trace: TraceProcess, nginx_server: RunningServer
+) -> None:
+    since = time.time()
+    procs = [
+        subprocess.Popen(
+            [
+                "curl",
+                "-s",
+                "-w",
+                "%{http_code}\n",
+                *[
+                    arg
+                    for p in ("/hello", "/fail", "/hello", "/users/1")
+                    for arg in ("-o", "/dev/null", nginx_server.url(p))
+                ],
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    codes = Counter(int(c) for p in procs for c in p.communicate()[0].split())
+    seen = live_trace.wait_for(served_by(nginx_server, since), count=sum(codes.values()))
+    assert Counter(e["status"] for e in seen) == codes
+
+
+def test_wrk_load_on_nginx_is_counted_exactly_with_no_lost_records(
+    nginx_server: RunningServer,
+) -> None:
+    from tests.probe.traffic import wrk_run
+
+    trace = TraceProcess("--pid", str(nginx_server.pid))
+    try:
+        since = time.time()
+        result = wrk_run(nginx_server.url("/hello"), seconds=2, connections=2, threads=1)
+        seen = trace.wait_for(served_by(nginx_server, since), count=result.requests, timeout=30)
+    finally:
+        summary = trace.stop()
+    # wrk does not count the requests still in flight when it stops; nginx answered them.
+    assert result.requests <= len(seen) <= result.requests + 2
+    assert {(e["path"], e["status"]) for e in seen} == {("/hello", 200)}
+    assert "lost records 0," in summary
