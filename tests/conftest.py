@@ -14,7 +14,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
+
+
+def _find_conformance() -> Path:
+    """The shared conformance data: $BYTEWATCH_CONFORMANCE, else ../shared/conformance beside
+    the checkout, else the workplace's /work/shared/conformance (a fresh clone elsewhere)."""
+    candidates = [
+        Path(os.environ["BYTEWATCH_CONFORMANCE"])
+        if "BYTEWATCH_CONFORMANCE" in os.environ
+        else None,
+        ROOT.parent / "shared" / "conformance",
+        Path("/work/shared/conformance"),
+    ]
+    for candidate in candidates:
+        if candidate is not None and candidate.is_dir():
+            return candidate
+    return ROOT.parent / "shared" / "conformance"
+
+
+CONFORMANCE = _find_conformance()
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
