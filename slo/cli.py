@@ -51,6 +51,100 @@ def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 # --- probe commands: routes, classify (issue 3) ---------------------------------------------
 
 
+class _ConfigProblem(Exception):
+    """A config file that cannot be read or parsed; the message names the file (and line)."""
+
+
+def _config_section(path: str | None, key: str) -> object:
+    """The ``key:`` section of the YAML config file at ``path`` (None without a file)."""
+    import yaml
+
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _ConfigProblem(f"{path}: cannot read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise _ConfigProblem(f"{where}: not valid YAML: {problem}") from exc
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        raise _ConfigProblem(f"{path}: expected a mapping of sections at the top")
+    return document.get(key)
+
+
+def _config_problem(path: str | None, problem: Exception) -> str:
+    """One line for a config problem; a field error gets the line the field is on."""
+    from probe.routes import ConfigFieldError, format_location
+
+    if not isinstance(problem, ConfigFieldError) or path is None:
+        return str(problem)
+    with open(path, encoding="utf-8") as handle:
+        line = _line_of(handle.read(), problem.location)
+    where = path if line is None else f"{path}:{line}"
+    return f"{where}: {format_location(problem.location)}: {problem.reason}"
+
+
+def _line_of(text: str, location: tuple[str | int, ...]) -> int | None:
+    """The line of the deepest node of ``location`` that exists in the YAML ``text``."""
+    import yaml
+
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    line = None
+    for part in location:
+        if isinstance(node, yaml.MappingNode):
+            values = [
+                v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part
+            ]
+            if not values:
+                break
+            node = values[0]
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from probe.routes import ConfigFieldError, Router, load_route_rules
+
+    try:
+        router = Router(load_route_rules(_config_section(args.config, "routes")))
+    except (_ConfigProblem, ConfigFieldError) as exc:
+        print(f"bytewatch routes: {_config_problem(args.config, exc)}", file=sys.stderr)
+        return 2
+    paths = args.paths or (line.strip() for line in sys.stdin)
+    for path in paths:
+        if path:
+            print(f"{path}\t{router.route(args.service, path)}")
+    for service, count in router.overflow_counts().items():
+        print(
+            f"bytewatch routes: {count} path(s) of {service!r} went to the overflow route",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "routes",
+        help="show the route template of each path (paths from stdin when none are given)",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="raw request paths")
+    p.add_argument("--config", metavar="FILE", help="bytewatch config file (its routes: section)")
+    p.add_argument("--service", default="", metavar="NAME", help="apply this service's patterns")
+    p.set_defaults(handler=_routes)
+
+
 # --- slo commands: validate, rules (issue 4) -------------------------------------------------
 
 
@@ -178,6 +272,7 @@ ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], Non
     # probe: trace
     _add_trace,
     # issue 3: routes, classify
+    _add_routes,
     # issue 4: validate, rules
     _add_validate,
     _add_rules,
