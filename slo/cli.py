@@ -145,6 +145,63 @@ def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(handler=_routes)
 
 
+def _classify(args: argparse.Namespace) -> int:
+    import json
+
+    from probe.routes import ConfigFieldError
+    from probe.semantics import Classifier, ResponseView, load_semantic_rules
+
+    try:
+        classifier = Classifier(load_semantic_rules(_config_section(args.config, "semantics")))
+    except (_ConfigProblem, ConfigFieldError) as exc:
+        print(f"bytewatch classify: {_config_problem(args.config, exc)}", file=sys.stderr)
+        return 2
+    try:
+        if args.file == "-":
+            body = sys.stdin.buffer.read()
+        else:
+            with open(args.file, "rb") as handle:
+                body = handle.read()
+    except OSError as exc:
+        print(f"bytewatch classify: {args.file}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    headers = [("content-type", args.content_type)] if args.content_type else []
+    if args.content_encoding:
+        headers.append(("content-encoding", args.content_encoding))
+    view = ResponseView(
+        service=args.service,
+        route=args.route,
+        method=args.method,
+        status=args.status,
+        headers=tuple(headers),
+        body=body,
+    )
+    verdict = classifier.classify(view)
+    result = {
+        "business_error": verdict.business_error,
+        "error_type": verdict.error_type,
+        "rule": verdict.rule,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def _add_classify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="say whether a response body reports a business error (one JSON line)",
+    )
+    p.add_argument("file", nargs="?", default="-", metavar="FILE", help="the body; - for stdin")
+    p.add_argument("--content-type", metavar="T", help="the Content-Type header")
+    p.add_argument("--content-encoding", metavar="E", help="the Content-Encoding header")
+    p.add_argument("--config", metavar="FILE", help="bytewatch config file (its semantics: rules)")
+    p.add_argument("--service", default="", metavar="S", help="the service, for user rules")
+    p.add_argument("--route", default="", metavar="R", help="the route, for user rules")
+    p.add_argument("--method", default="GET", metavar="M", help="the method, for user rules")
+    p.add_argument("--status", type=int, default=200, metavar="N", help="the status (default 200)")
+    p.set_defaults(handler=_classify)
+
+
 # --- slo commands: validate, rules (issue 4) -------------------------------------------------
 
 
@@ -273,6 +330,7 @@ ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], Non
     _add_trace,
     # issue 3: routes, classify
     _add_routes,
+    _add_classify,
     # issue 4: validate, rules
     _add_validate,
     _add_rules,
