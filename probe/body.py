@@ -75,7 +75,7 @@ def decode_content(body: bytes, coding: str | None, limit: int = MAX_DECODED) ->
         if inflated is None:
             return None
         data = inflated
-    return data[:limit]
+    return data
 
 
 def _inflate(data: bytes, wbits: int, limit: int) -> bytes | None:
@@ -113,10 +113,9 @@ def media_kind(media_type: str, data: bytes) -> MediaKind:
 
 def _sniff(data: bytes, media_type: str) -> MediaKind:
     head = data[:64]
-    for bom, encoding in _BOMS:
-        if head.startswith(bom):
-            head = head.decode(encoding, "ignore").encode("utf-8", "ignore")
-            break
+    codec = codec_of(head, None)
+    if codec != "utf-8":  # a BOM, or the NUL bytes of UTF-16/32 without one
+        head = head.decode(codec, "ignore").encode("utf-8", "ignore")
     first = head.lstrip()[:1]
     if first in (b"{", b"["):
         return MediaKind.JSON
@@ -130,9 +129,14 @@ def _sniff(data: bytes, media_type: str) -> MediaKind:
     return MediaKind.TEXT if _looks_like_text(data) else MediaKind.OTHER
 
 
+_CONTROL_BYTES: Final = bytes([*range(9), *range(14, 32)])
+
+
 def _looks_like_text(data: bytes) -> bool:
+    """No NUL and at most 5 % other control bytes in the first 256 bytes."""
     sample = data[:256]
-    return b"\x00" not in sample and sum(b < 9 or 13 < b < 32 for b in sample) * 20 <= len(sample)
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    return b"\x00" not in sample and controls * 20 <= len(sample)
 
 
 _CODECS: dict[str, str] = {}  # charset name → Python codec name

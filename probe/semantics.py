@@ -26,11 +26,14 @@ Many APIs answer ``200 OK`` and say in the body that the call failed (``{"ok": f
    - numeric result codes where zero means success: ``errcode`` (WeChat), ``error_code``
      (Baidu), ``ret``/``retcode``, ``errno``, ``resultCode``, ``returnCode``; ``code`` only next
      to a message, and not when the message says success; ``sub_code`` (Alipay)
-   - an Apigee-style ``fault`` object; SOAP 1.1/1.2 ``Fault``; XML error documents whose root is
-     ``Error`` / ``ErrorResponse`` / ``Errors`` (S3, AWS query APIs)
+   - an Apigee-style ``fault`` object; AWS JSON-protocol errors (only ``__type`` and
+     ``message``); SOAP 1.1/1.2 ``Fault``; XML error documents whose root is ``Error`` /
+     ``ErrorResponse`` / ``Errors`` (S3, AWS query APIs)
 
-   A top-level object with an ``id`` is a resource that *describes* something (a job that
-   failed, a payment attempt) rather than a failed call, so the field detectors skip it.
+   An explicit ``ok: true`` / ``success: true`` wins over anything else in the body. A top-level
+   object with an ``id`` (``_id``, ``uuid``, ``sid``, or an ``object`` type) is a record that
+   *describes* something (a job that failed, a declined payment) rather than a failed call, so
+   the field detectors skip it.
    Nested fields (search hits with ``level: "error"``), HTML pages, plain text and binary bodies
    never fire a built-in detector.
 
@@ -206,19 +209,21 @@ Step = str | int | None  # a key, an index, or None for "any element"
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One test on a value: exactly one of equals / in / matches / exists is set."""
+    """One test: exactly one of equals (``has_equals``) / in / matches / exists is set."""
 
     equals: object = None
     one_of: tuple[object, ...] | None = None
     pattern: re.Pattern[str] | None = None
     exists: bool | None = None
-    has_equals: bool = False
+    has_equals: bool = False  # equals may be null, so None cannot mean "not set"
 
-    def test(self, present: bool, value: object) -> bool:
+    def holds(self, values: Sequence[object]) -> bool:
+        """Whether the test holds for the values found at a field (none when it is absent)."""
         if self.exists is not None:
-            return present is self.exists
-        if not present:
-            return False
+            return bool(values) is self.exists
+        return any(self._holds_for(value) for value in values)
+
+    def _holds_for(self, value: object) -> bool:
         if self.has_equals:
             return _same(value, self.equals)
         if self.one_of is not None:
@@ -578,22 +583,14 @@ def _applies(rule: Rule, view: ResponseView, body: _Body) -> bool:
         return False
     for header in rule.headers:
         value = view.header(header.name)
-        if not header.match.test(value is not None, value):
+        if not header.match.holds(() if value is None else (value,)):
             return False
     if rule.body is not None and not rule.body.search(body.text):
         return False
-    for condition in rule.json:
-        values = list(_values_at(body.json(), condition.steps))
-        if condition.match.exists is False:
-            if values:
-                return False
-        elif not (
-            any(condition.match.test(True, v) for v in values)
-            if values
-            else condition.match.test(False, None)
-        ):
-            return False
-    return True
+    return all(
+        condition.match.holds(list(_values_at(body.json(), condition.steps)))
+        for condition in rule.json
+    )
 
 
 def _rule_type(rule: Rule, body: _Body) -> str | None:

@@ -109,6 +109,7 @@ def test_the_media_type_and_charset_are_read_from_content_type(
         ("", b"<!DOCTYPE html><html></html>", MediaKind.HTML),
         ("", b"<HTML><BODY>x</BODY></HTML>", MediaKind.HTML),
         ("", "{}".encode("utf-16"), MediaKind.JSON),
+        ("", '{"a":1}'.encode("utf-16-be"), MediaKind.JSON),
         ("application/octet-stream", b"\x00\x01\x02\x03error", MediaKind.OTHER),
         ("", b"plain words", MediaKind.TEXT),
     ],
