@@ -16,9 +16,10 @@ import zlib
 from enum import StrEnum
 from typing import Final
 
-MAX_DECODED: Final = 4096
-"""Inflate at most this much: four times what an uncompressed capture holds, and a bound on
-both a decompression bomb and the work a compressed body costs."""
+MAX_DECODED: Final = 2048
+"""Inflate at most this much: twice what an uncompressed capture holds. It bounds a
+decompression bomb, and the cost: inflating and scanning grow with it (a 1 KiB gzip capture
+measured 13 µs at 1 KiB, 18 µs at 2 KiB, 24 µs at 4 KiB)."""
 
 
 class MediaKind(StrEnum):
