@@ -33,9 +33,7 @@ def stripe_id(rng: random.Random) -> str:
 WORKLOADS: dict[str, Callable[[random.Random, int], str]] = {
     "repeated paths (cache hits)": lambda rng, i: f"/api/v1/users/{i % 50}/orders",
     "new number each call": lambda rng, i: f"/api/v1/users/{i}/orders",
-    "new UUID + query each call": lambda rng, i: (
-        f"/orders/{uuid.UUID(int=rng.getrandbits(128))}?expand=items"
-    ),
+    "new UUID each call": lambda rng, i: f"/orders/{uuid.UUID(int=rng.getrandbits(128))}/items",
     "new Stripe-style id each call": lambda rng, i: f"/v1/customers/{stripe_id(rng)}/charges",
     "new GraphQL-style POST (fixed path)": lambda rng, i: "/graphql",
 }

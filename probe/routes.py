@@ -10,9 +10,11 @@ per endpoint, never one per user id. ``Router.route(service, path)`` decides it 
    greedy one, so ``/users/me`` beats ``/users/{id}``. Patterns under a service name are tried
    before the patterns under ``"*"``.
 2. Otherwise **the default heuristic** replaces each segment that looks like an identifier, and
-   keeps words as words (``/api/v1/users``, ``/oauth2/token``, ``/api/hello.world``). The
-   query string and fragment are dropped; an absolute-form target (``http://host/p``) keeps its
-   path only.
+   keeps words as words (``/api/v1/users``, ``/oauth2/token``, ``/api/hello.world``).
+
+The input is the path without its query string and fragment (``probe.exchanges.path_of`` takes
+them off, and keeps the path of an absolute-form target); a target that is not a path (``*``,
+``host:443``) gets the route ``:other``.
 
 Placeholders are spelled ``:name``. A route is also a Prometheus label value that people paste
 into PromQL regex selectors (``route=~"/users/:id/.*"``), which are RE2: ``:`` and letters mean
@@ -390,23 +392,6 @@ def _looks_prefixed(segment: str) -> bool:
     return (not suffix.islower() and not suffix.istitle()) or any(c.isdigit() for c in suffix)
 
 
-def strip_target(target: str) -> str | None:
-    """The path of a request target, without query and fragment; None when there is none."""
-    cut = len(target)
-    for mark in ("?", "#"):
-        position = target.find(mark, 0, cut)
-        if position >= 0:
-            cut = position
-    path = target[:cut]
-    if path.startswith("/"):
-        return path
-    scheme_end = path.find("://")
-    if scheme_end > 0 and path[:scheme_end].isalpha():
-        slash = path.find("/", scheme_end + 3)
-        return "/" if slash < 0 else path[slash:]
-    return None
-
-
 # --- the router ------------------------------------------------------------------------------
 
 
@@ -432,7 +417,11 @@ class Router:
         self._words: set[str] = set()  # segments the heuristic keeps, cleared when full
 
     def route(self, service: str, path: str) -> str:
-        """The route template of ``path`` (a raw request target) for ``service``."""
+        """The route template of ``path`` for ``service``.
+
+        ``path`` is a request target without its query, as ``probe.exchanges.path_of`` gives
+        it; anything that does not start with ``/`` (``*``, ``host:443``) is ``NOT_A_PATH``.
+        """
         state = self._services.get(service)
         if state is None:
             state = self._services[service] = _ServiceState()
@@ -455,9 +444,8 @@ class Router:
         """Heuristic routes admitted so far, per service."""
         return {name: len(s.routes) for name, s in self._services.items()}
 
-    def _decide(self, service: str, state: _ServiceState, target: str) -> str:
-        path = strip_target(target)
-        if path is None:
+    def _decide(self, service: str, state: _ServiceState, path: str) -> str:
+        if not path.startswith("/"):
             return NOT_A_PATH
         segments = path[1:].split("/")
         for trie in (self._patterns.get(service), self._any_service):

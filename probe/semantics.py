@@ -37,6 +37,10 @@ Many APIs answer ``200 OK`` and say in the body that the call failed (``{"ok": f
    Nested fields (search hits with ``level: "error"``), HTML pages, plain text and binary bodies
    never fire a built-in detector.
 
+**Inspected or not.** A JSON or XML body that was read and reports nothing is ``CLEAN``; a
+verdict about a body nothing here can read (none, HTML, plain text, binary, ``br``) or that was
+not a candidate is ``NOT_INSPECTED``, so the correctness SLI can count only what was looked at.
+
 **4xx and 5xx.** Only 2xx answers are built-in candidates: a 5xx already counts as an error, and a
 4xx is the client's mistake, which the status already says and which should not burn the
 service's error budget. A user rule may opt other statuses in with ``status`` (e.g. Stripe's 402
@@ -98,6 +102,9 @@ MAX_BODY: Final = 64 * 1024
 """Bodies longer than this are cut first (the probe's capture is far shorter)."""
 
 OTHER: Final = "other"
+
+CLEAN: Final = Verdict(business_error=False)
+"""The verdict of a JSON or XML body that was looked at and reports no error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,6 +570,21 @@ class Classifier:
                 )
         return builtin_verdict(body) if candidate else NOT_INSPECTED
 
+    def judge(
+        self,
+        *,
+        service: str,
+        route: str,
+        method: str,
+        status: int,
+        headers: tuple[tuple[str, str], ...],
+        body: bytes,
+        body_truncated: bool,
+    ) -> Verdict:
+        """``classify`` as ``probe.exchanges.ResponseJudge``, which passes the fields one by one."""
+        view = ResponseView(service, route, method, status, headers, body, body_truncated)
+        return self.classify(view)
+
     def _rules_for(self, service: str) -> tuple[Rule, ...]:
         rules = self._by_service.get(service)
         if rules is None:
@@ -619,15 +641,20 @@ _HTTP_STATUS = re.compile(rb'tatus(?:Code|_code)?"\s*:\s*"?[45]\d\d\b')
 
 
 def builtin_verdict(body: _Body) -> Verdict:
-    """What the built-in detectors say about a 2xx body."""
+    """What the built-in detectors say about a 2xx body.
+
+    Only JSON and XML bodies are inspected; HTML, plain text, binary bodies and codings that
+    cannot be undone are ``NOT_INSPECTED``: nothing here can tell what they report.
+    """
     if body.kind is MediaKind.JSON:
         if body.problem or _worth_parsing(body.ascii_bytes):
-            return _json_verdict(body.json(), problem=body.problem) or NOT_INSPECTED
-        return NOT_INSPECTED
+            return _json_verdict(body.json(), problem=body.problem) or CLEAN
+        return CLEAN
     if body.kind is MediaKind.XML:
         data = body.ascii_bytes
         if b"rror" in data or b"Fault" in data:
             return _xml_verdict(body.text)
+        return CLEAN
     return NOT_INSPECTED
 
 
@@ -943,15 +970,15 @@ _XML_ERROR_ROOTS: Final = frozenset({"Error", "ErrorResponse", "Errors"})
 def _xml_verdict(text: str) -> Verdict:
     root = _XML_ROOT.match(text)
     if root is None:
-        return NOT_INSPECTED
+        return CLEAN
     name = root.group(1)
     if name == "Envelope":
         if _SOAP_FAULT.search(text, root.end()) is None:
-            return NOT_INSPECTED
+            return CLEAN
         code = _SOAP11_CODE.search(text) or _SOAP12_CODE.search(text)
         label = None if code is None else sanitize_error_type(code.group(1).rsplit(":", 1)[-1])
         return _error("soap_fault", label)
     if name in _XML_ERROR_ROOTS or (name == "Response" and "<Errors>" in text):
         code = _XML_CODE.search(text, root.end())
         return _error("xml_error", None if code is None else sanitize_error_type(code.group(1)))
-    return NOT_INSPECTED
+    return CLEAN

@@ -51,81 +51,47 @@ def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 # --- probe commands: routes, classify (issue 3) ---------------------------------------------
 
 
-class _ConfigProblem(Exception):
-    """A config file that cannot be read or parsed; the message names the file (and line)."""
+def _load_config_section(path: str | None, key: str, load: Callable[[object], object]) -> object:
+    """``load`` applied to the ``key:`` section of the YAML config file at ``path``.
 
-
-def _config_section(path: str | None, key: str) -> object:
-    """The ``key:`` section of the YAML config file at ``path`` (None without a file)."""
-    import yaml
+    Other sections are ignored. Raises ``InvalidSpec``; a field error from ``load`` gets the file,
+    line and column of its field.
+    """
+    from probe.routes import ConfigFieldError
+    from slo.errors import InvalidSpec
+    from slo.yamlpos import load_file
 
     if path is None:
-        return None
+        return load(None)
+    documents = load_file(path)
+    if len(documents) > 1:
+        raise InvalidSpec([documents[1].problem((), "a config file holds one YAML document")])
+    data = documents[0].data if documents else None
+    if data is not None and not isinstance(data, dict):
+        message = "expected a mapping of sections such as routes: and semantics:"
+        raise InvalidSpec([documents[0].problem((), message)])
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _ConfigProblem(f"{path}: cannot read: {exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise _ConfigProblem(f"{where}: not valid YAML: {problem}") from exc
-    if document is None:
-        return None
-    if not isinstance(document, dict):
-        raise _ConfigProblem(f"{path}: expected a mapping of sections at the top")
-    return document.get(key)
-
-
-def _config_problem(path: str | None, problem: Exception) -> str:
-    """One line for a config problem; a field error gets the line the field is on."""
-    from probe.routes import ConfigFieldError, format_location
-
-    if not isinstance(problem, ConfigFieldError) or path is None:
-        return str(problem)
-    with open(path, encoding="utf-8") as handle:
-        line = _line_of(handle.read(), problem.location)
-    where = path if line is None else f"{path}:{line}"
-    return f"{where}: {format_location(problem.location)}: {problem.reason}"
-
-
-def _line_of(text: str, location: tuple[str | int, ...]) -> int | None:
-    """The line of the deepest node of ``location`` that exists in the YAML ``text``."""
-    import yaml
-
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    line = None
-    for part in location:
-        if isinstance(node, yaml.MappingNode):
-            values = [
-                v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part
-            ]
-            if not values:
-                break
-            node = values[0]
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
+        return load(None if data is None else data.get(key))
+    except ConfigFieldError as exc:
+        raise InvalidSpec([documents[0].problem(exc.location, exc.reason)]) from exc
 
 
 def _routes(args: argparse.Namespace) -> int:
-    from probe.routes import ConfigFieldError, Router, load_route_rules
+    from probe.exchanges import path_of
+    from probe.routes import Router, RouteRules, load_route_rules
+    from slo.errors import InvalidSpec
 
     try:
-        router = Router(load_route_rules(_config_section(args.config, "routes")))
-    except (_ConfigProblem, ConfigFieldError) as exc:
-        print(f"bytewatch routes: {_config_problem(args.config, exc)}", file=sys.stderr)
+        rules = _load_config_section(args.config, "routes", load_route_rules)
+    except InvalidSpec as exc:
+        print(f"bytewatch routes: {exc}", file=sys.stderr)
         return 2
+    assert isinstance(rules, RouteRules)
+    router = Router(rules)
     paths = args.paths or (line.strip() for line in sys.stdin)
     for path in paths:
         if path:
-            print(f"{path}\t{router.route(args.service, path)}")
+            print(f"{path}\t{router.route(args.service, path_of(path))}")
     for service, count in router.overflow_counts().items():
         print(
             f"bytewatch routes: {count} path(s) of {service!r} went to the overflow route",
@@ -148,14 +114,16 @@ def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _classify(args: argparse.Namespace) -> int:
     import json
 
-    from probe.routes import ConfigFieldError
-    from probe.semantics import Classifier, ResponseView, load_semantic_rules
+    from probe.semantics import Classifier, ResponseView, SemanticRules, load_semantic_rules
+    from slo.errors import InvalidSpec
 
     try:
-        classifier = Classifier(load_semantic_rules(_config_section(args.config, "semantics")))
-    except (_ConfigProblem, ConfigFieldError) as exc:
-        print(f"bytewatch classify: {_config_problem(args.config, exc)}", file=sys.stderr)
+        rules = _load_config_section(args.config, "semantics", load_semantic_rules)
+    except InvalidSpec as exc:
+        print(f"bytewatch classify: {exc}", file=sys.stderr)
         return 2
+    assert isinstance(rules, SemanticRules)
+    classifier = Classifier(rules)
     try:
         if args.file == "-":
             body = sys.stdin.buffer.read()

@@ -15,6 +15,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from probe.exchanges import RouteTemplater, path_of
 from probe.routes import (
     NOT_A_PATH,
     OVERFLOW,
@@ -43,15 +44,16 @@ def _yaml_cases(name: str) -> list[Any]:
     ]
 
 
-@pytest.mark.parametrize(("path", "route"), _tsv_cases())
-def test_the_heuristic_replaces_identifiers_and_keeps_words(path: str, route: str) -> None:
-    assert Router().route("svc", path) == route
+@pytest.mark.parametrize(("target", "route"), _tsv_cases())
+def test_the_heuristic_replaces_identifiers_and_keeps_words(target: str, route: str) -> None:
+    assert Router().route("svc", path_of(target)) == route
 
 
 @pytest.mark.parametrize("case", _yaml_cases("patterns.yaml"))
 def test_user_patterns_decide_before_the_heuristic(case: dict[str, Any]) -> None:
     router = Router(load_route_rules(case["routes"]))
-    assert {path: router.route("payments", path) for path in case["expect"]} == case["expect"]
+    routes = {target: router.route("payments", path_of(target)) for target in case["expect"]}
+    assert routes == case["expect"]
 
 
 @pytest.mark.parametrize("case", _yaml_cases("bad_sections.yaml"))
@@ -111,6 +113,11 @@ def test_paths_deeper_than_the_limit_overflow_unless_a_pattern_takes_them() -> N
 
 def test_a_target_that_is_not_a_path_gets_its_own_route() -> None:
     assert Router().route("svc", "*") == NOT_A_PATH
+
+
+def test_the_router_is_the_route_templater_the_exchange_builder_takes() -> None:
+    templater: RouteTemplater = Router()  # mypy checks the protocol
+    assert templater.route("svc", "/users/42") == "/users/:int"
 
 
 def test_a_million_style_flood_of_random_paths_does_not_grow_memory() -> None:
@@ -185,19 +192,19 @@ def test_the_command_applies_the_services_patterns_from_the_config_file(
     [
         pytest.param(
             "routes:\n  patterns:\n    payments:\n      - /ok\n      - /bad/*\n",
-            "{path}:5: routes.patterns.payments[1]: pattern '/bad/*': segment '*' is neither",
+            "{path}:5:9: routes.patterns.payments[1]: pattern '/bad/*': segment '*' is neither",
             id="a bad pattern is reported with its file line and field path",
         ),
         pytest.param(
             "routes:\n  max_segments: -1\n",
-            "{path}:2: routes.max_segments: expected a positive integer, got -1",
+            "{path}:2:3: routes.max_segments: expected a positive integer, got -1",
             id="a bad limit is reported with its line",
         ),
+        pytest.param("routes: [\n", "{path}:2:1: (syntax): invalid YAML: ", id="bad YAML"),
         pytest.param(
-            "routes: [\n", "{path}:2: not valid YAML: expected the node content", id="bad YAML"
-        ),
-        pytest.param(
-            "- a\n- b\n", "{path}: expected a mapping of sections", id="a list at the top"
+            "- a\n- b\n",
+            "{path}:1:1: (document): expected a mapping of sections",
+            id="a list at the top",
         ),
     ],
 )
@@ -218,5 +225,5 @@ def test_a_missing_config_file_is_one_line_and_exit_code_2(
 ) -> None:
     assert main(["routes", "--config", str(tmp_path / "nope.yaml"), "/x"]) == 2
     assert capsys.readouterr().err.startswith(
-        f"bytewatch routes: {tmp_path / 'nope.yaml'}: cannot read"
+        f"bytewatch routes: {tmp_path / 'nope.yaml'}:1:1: (file): cannot read"
     )

@@ -14,9 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.semantics_corpus import UNSET, CorpusCase, load_corpus
+from probe.exchanges import ResponseJudge
 from probe.model import NOT_INSPECTED, Verdict
 from probe.routes import ConfigFieldError
 from probe.semantics import (
+    CLEAN,
     OTHER,
     Classifier,
     ResponseView,
@@ -86,6 +88,43 @@ def test_every_2xx_answer_is_a_candidate(status: int) -> None:
     assert Classifier().classify(_view(SLACK_FAILURE, status=status)).business_error
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "verdict"),
+    [
+        pytest.param(b'{"user":"ada"}', "application/json", CLEAN, id="clean JSON was inspected"),
+        pytest.param(b'{"ok":true}', "application/json", CLEAN, id="parsed clean JSON too"),
+        pytest.param(b"<a>fine</a>", "application/xml", CLEAN, id="clean XML was inspected"),
+        pytest.param(b"<html>Error</html>", "text/html", NOT_INSPECTED, id="HTML is not"),
+        pytest.param(b"ERROR", "text/plain", NOT_INSPECTED, id="plain text is not"),
+        pytest.param(b"\x89PNG\r\n", "image/png", NOT_INSPECTED, id="an image is not"),
+        pytest.param(b"", "application/json", NOT_INSPECTED, id="an empty body is not"),
+    ],
+)
+def test_a_verdict_says_whether_the_body_was_inspected(
+    body: bytes, content_type: str, verdict: Verdict
+) -> None:
+    assert Classifier().classify(_view(body, content_type=content_type)) == verdict
+
+
+def test_the_classifier_is_the_response_judge_the_exchange_builder_takes() -> None:
+    judge: ResponseJudge = Classifier()  # mypy checks the protocol
+    verdict = judge.judge(
+        service="payments",
+        route="/v1/charges",
+        method="POST",
+        status=200,
+        headers=(("content-type", "application/json"),),
+        body=SLACK_FAILURE,
+        body_truncated=False,
+    )
+    assert verdict == Verdict(True, "invalid_auth", "builtin:ok_false")
+
+
+def test_a_coding_that_cannot_be_undone_is_not_inspected() -> None:
+    view = ResponseView("s", "/", "GET", 200, (("content-encoding", "br"),), SLACK_FAILURE)
+    assert Classifier().classify(view) == NOT_INSPECTED
+
+
 def test_a_body_longer_than_any_capture_is_cut_first() -> None:
     body = SLACK_FAILURE[:-1] + b',"pad":"' + b"x" * 200_000 + b'"}'
     verdict = Classifier().classify(_view(body))
@@ -124,7 +163,12 @@ def test_user_rules_decide_before_the_builtin_detectors(case: dict[str, Any]) ->
     classifier = Classifier(load_semantic_rules(case["semantics"]))
     verdict = classifier.classify(_response(case["response"]))
     expect = case["expect"]
-    assert verdict == Verdict(expect["business_error"], expect["error_type"], expect["rule"])
+    assert verdict == Verdict(
+        expect["business_error"],
+        expect["error_type"],
+        expect["rule"],
+        expect.get("inspected", True),
+    )
 
 
 def _bad_rule_cases() -> list[Any]:
@@ -336,10 +380,10 @@ def test_the_command_applies_the_rules_of_the_config_file(
         pytest.param(
             "semantics:\n  rules:\n    - error: true\n      when:\n"
             "        json: {field: 'a..b', equals: 1}\n",
-            "{config}:5: semantics.rules[0].when.json.field: not a field path",
+            "{config}:5:16: semantics.rules[0].when.json.field: not a field path",
             id="a bad rule names the file, the line and the field",
         ),
-        pytest.param("semantics: [\n", "{config}:2: not valid YAML", id="bad YAML"),
+        pytest.param("semantics: [\n", "{config}:2:1: (syntax): invalid YAML", id="bad YAML"),
     ],
 )
 def test_a_bad_config_is_one_line_and_exit_code_2(
