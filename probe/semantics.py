@@ -163,18 +163,20 @@ def sanitize_error_type(value: object) -> str | None:
 class TopErrorTypes:
     """Keeps at most ``per_endpoint`` error-type labels per endpoint; the rest become ``other``.
 
-    A type is admitted while there is room; after that a candidate must be seen more often than
-    the rarest admitted type to replace it (space-saving counts over ``4 * per_endpoint``
-    candidates), so the labels follow the most frequent types without flapping on noise. Memory
-    is bounded by ``max_endpoints * 5 * per_endpoint`` counters; endpoints beyond
-    ``max_endpoints`` get ``other``.
+    A type is admitted while there is room. After that, types are counted in a space-saving
+    summary of ``4 * per_endpoint`` candidates, and one replaces the rarest admitted type only
+    when the count it is *guaranteed* to have (its count minus what it inherited from the
+    candidate it evicted) is higher: a flood of one-off types never churns the labels, so the
+    label values an endpoint ever exports stay bounded too. Memory is bounded by
+    ``max_endpoints * 5 * per_endpoint`` counters; endpoints beyond ``max_endpoints`` get
+    ``other``.
     """
 
     def __init__(self, per_endpoint: int = 10, max_endpoints: int = 10_000) -> None:
         self._per_endpoint = per_endpoint
         self._max_endpoints = max_endpoints
         self._admitted: dict[Hashable, dict[str, int]] = {}
-        self._candidates: dict[Hashable, dict[str, int]] = {}
+        self._candidates: dict[Hashable, dict[str, tuple[int, int]]] = {}  # (count, inherited)
 
     def label(self, endpoint: Hashable, error_type: str | None) -> str | None:
         """The label to export for ``error_type`` at ``endpoint`` (None stays None)."""
@@ -192,20 +194,17 @@ class TopErrorTypes:
             admitted[error_type] = 1
             return error_type
         candidates = self._candidates.setdefault(endpoint, {})
-        count = candidates.pop(error_type, None)
-        if count is None:
-            count = 1
-            if len(candidates) >= 4 * self._per_endpoint:
-                rarest = min(candidates, key=candidates.__getitem__)
-                count += candidates.pop(rarest)
-        else:
-            count += 1
+        count, inherited = candidates.pop(error_type, (0, 0))
+        if count == 0 and len(candidates) >= 4 * self._per_endpoint:
+            rarest = min(candidates, key=lambda name: candidates[name][0])
+            count = inherited = candidates.pop(rarest)[0]
+        count += 1
         weakest = min(admitted, key=admitted.__getitem__)
-        if count > admitted[weakest]:
-            candidates[weakest] = admitted.pop(weakest)
-            admitted[error_type] = count
+        if count - inherited > admitted[weakest]:
+            candidates[weakest] = (admitted.pop(weakest), 0)
+            admitted[error_type] = count - inherited
             return error_type
-        candidates[error_type] = count
+        candidates[error_type] = (count, inherited)
         return OTHER
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -249,12 +250,32 @@ def test_endpoints_beyond_the_limit_get_other() -> None:
     assert [top.label(e, "x") for e in ("a", "b", "c")] == ["x", "x", OTHER]
 
 
+def test_a_frequent_type_is_admitted_through_a_flood_of_one_off_types() -> None:
+    top = TopErrorTypes(per_endpoint=2)
+    for error_type in ("a", "b"):
+        top.label("checkout", error_type)
+    labels = []
+    for i in range(1_000):
+        top.label("checkout", f"noise-{i}")
+        labels.append(top.label("checkout", "card_declined"))
+    assert labels[:1] == [OTHER]
+    assert set(labels[10:]) == {"card_declined"}
+
+
 def test_a_flood_of_distinct_types_keeps_memory_bounded() -> None:
     top = TopErrorTypes(per_endpoint=3)
-    for i in range(10_000):
-        top.label("checkout", f"type-{i}")
-    assert sum(len(counts) for counts in top._candidates.values()) <= 12
-    assert len(top._admitted["checkout"]) == 3
+    types = [f"type-{i}" for i in range(20_000)]
+    for error_type in types[:10_000]:
+        top.label("checkout", error_type)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        labels = {top.label("checkout", error_type) for error_type in types[10_000:]}
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert labels == {OTHER}
+    assert grown < 20_000  # the set above, not the tracker
 
 
 # --- never raise -----------------------------------------------------------------------------
