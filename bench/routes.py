@@ -66,6 +66,7 @@ def flood() -> dict[str, float]:
     for path in paths:
         router.route("svc", path)
     elapsed = time.perf_counter() - start
+    admitted, overflowed = router.route_counts()["svc"], router.overflow_counts()["svc"]
     more = [random_path() for _ in range(FLOOD // 10)]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -76,8 +77,8 @@ def flood() -> dict[str, float]:
     return {
         "paths": FLOOD,
         "us_per_call": round(elapsed / FLOOD * 1e6, 2),
-        "routes_admitted": router.route_counts()["svc"],
-        "overflowed": router.overflow_counts()["svc"],
+        "routes_admitted": admitted,
+        "overflowed": overflowed,
         "memory_growth_over_next_100k_kib": round(grown / 1024, 1),
     }
 
