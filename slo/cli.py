@@ -51,6 +51,125 @@ def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 # --- probe commands: routes, classify (issue 3) ---------------------------------------------
 
 
+def _load_config_section(path: str | None, key: str, load: Callable[[object], object]) -> object:
+    """``load`` applied to the ``key:`` section of the YAML config file at ``path``.
+
+    Other sections are ignored. Raises ``InvalidSpec``; a field error from ``load`` gets the file,
+    line and column of its field.
+    """
+    from probe.routes import ConfigFieldError
+    from slo.errors import InvalidSpec
+    from slo.yamlpos import load_file
+
+    if path is None:
+        return load(None)
+    documents = load_file(path)
+    if len(documents) > 1:
+        raise InvalidSpec([documents[1].problem((), "a config file holds one YAML document")])
+    data = documents[0].data if documents else None
+    if data is not None and not isinstance(data, dict):
+        message = "expected a mapping of sections such as routes: and semantics:"
+        raise InvalidSpec([documents[0].problem((), message)])
+    try:
+        return load(None if data is None else data.get(key))
+    except ConfigFieldError as exc:
+        raise InvalidSpec([documents[0].problem(exc.location, exc.reason)]) from exc
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from probe.exchanges import path_of
+    from probe.routes import Router, RouteRules, load_route_rules
+    from slo.errors import InvalidSpec
+
+    try:
+        rules = _load_config_section(args.config, "routes", load_route_rules)
+    except InvalidSpec as exc:
+        print(f"bytewatch routes: {exc}", file=sys.stderr)
+        return 2
+    assert isinstance(rules, RouteRules)
+    router = Router(rules)
+    paths = args.paths or (line.strip() for line in sys.stdin)
+    for path in paths:
+        if path:
+            print(f"{path}\t{router.route(args.service, path_of(path))}")
+    for service, count in router.overflow_counts().items():
+        print(
+            f"bytewatch routes: {count} path(s) of {service!r} went to the overflow route",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "routes",
+        help="show the route template of each path (paths from stdin when none are given)",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="raw request paths")
+    p.add_argument("--config", metavar="FILE", help="bytewatch config file (its routes: section)")
+    p.add_argument("--service", default="", metavar="NAME", help="apply this service's patterns")
+    p.set_defaults(handler=_routes)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    import json
+
+    from probe.semantics import Classifier, ResponseView, SemanticRules, load_semantic_rules
+    from slo.errors import InvalidSpec
+
+    try:
+        rules = _load_config_section(args.config, "semantics", load_semantic_rules)
+    except InvalidSpec as exc:
+        print(f"bytewatch classify: {exc}", file=sys.stderr)
+        return 2
+    assert isinstance(rules, SemanticRules)
+    classifier = Classifier(rules)
+    try:
+        if args.file == "-":
+            body = sys.stdin.buffer.read()
+        else:
+            with open(args.file, "rb") as handle:
+                body = handle.read()
+    except OSError as exc:
+        print(f"bytewatch classify: {args.file}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    headers = [("content-type", args.content_type)] if args.content_type else []
+    if args.content_encoding:
+        headers.append(("content-encoding", args.content_encoding))
+    view = ResponseView(
+        service=args.service,
+        route=args.route,
+        method=args.method,
+        status=args.status,
+        headers=tuple(headers),
+        body=body,
+    )
+    verdict = classifier.classify(view)
+    result = {
+        "business_error": verdict.business_error,
+        "error_type": verdict.error_type,
+        "rule": verdict.rule,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def _add_classify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="say whether a response body reports a business error (one JSON line)",
+    )
+    p.add_argument("file", nargs="?", default="-", metavar="FILE", help="the body; - for stdin")
+    p.add_argument("--content-type", metavar="T", help="the Content-Type header")
+    p.add_argument("--content-encoding", metavar="E", help="the Content-Encoding header")
+    p.add_argument("--config", metavar="FILE", help="bytewatch config file (its semantics: rules)")
+    p.add_argument("--service", default="", metavar="S", help="the service, for user rules")
+    p.add_argument("--route", default="", metavar="R", help="the route, for user rules")
+    p.add_argument("--method", default="GET", metavar="M", help="the method, for user rules")
+    p.add_argument("--status", type=int, default=200, metavar="N", help="the status (default 200)")
+    p.set_defaults(handler=_classify)
+
+
 # --- slo commands: validate, rules (issue 4) -------------------------------------------------
 
 
@@ -178,6 +297,8 @@ ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], Non
     # probe: trace
     _add_trace,
     # issue 3: routes, classify
+    _add_routes,
+    _add_classify,
     # issue 4: validate, rules
     _add_validate,
     _add_rules,

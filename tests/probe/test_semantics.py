@@ -1,0 +1,432 @@
+"""Business errors in bodies: the corpus, the status policy, user rules, labels, the command."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.semantics_corpus import UNSET, CorpusCase, load_corpus
+from probe import semantics
+from probe.exchanges import ResponseJudge
+from probe.model import NOT_INSPECTED, Verdict
+from probe.routes import ConfigFieldError
+from probe.semantics import (
+    CLEAN,
+    OTHER,
+    Classifier,
+    ResponseView,
+    TopErrorTypes,
+    load_semantic_rules,
+    sanitize_error_type,
+)
+from slo.cli import main
+
+DATA = Path(__file__).parent / "data" / "semantics"
+SLACK_FAILURE = b'{"ok":false,"error":"invalid_auth"}'
+
+
+def _view(body: bytes, status: int = 200, content_type: str = "application/json") -> ResponseView:
+    return ResponseView(
+        service="payments",
+        route="/v1/charges",
+        method="POST",
+        status=status,
+        headers=(("content-type", content_type),),
+        body=body,
+    )
+
+
+def _corpus_params() -> list[Any]:
+    params = []
+    for case in load_corpus():
+        marks = [pytest.mark.xfail(strict=True, reason=case.known_miss)] if case.known_miss else []
+        params.append(pytest.param(case, id=f"{case.source}: {case.name}", marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("case", _corpus_params())
+def test_the_builtin_detectors_get_the_corpus_right(case: CorpusCase) -> None:
+    verdict = Classifier().classify(case.view)
+    assert verdict.business_error is case.expect_error
+    if case.expect_error and case.expect_type != UNSET:
+        assert verdict.error_type == case.expect_type
+
+
+def test_the_corpus_is_broad_enough() -> None:
+    cases = load_corpus()
+    assert len(cases) >= 150
+    assert sum(c.expect_error for c in cases) >= 60
+    assert sum(not c.expect_error for c in cases) >= 60
+    assert {"gzip", "deflate"} <= {dict(c.view.headers).get("content-encoding") for c in cases}
+    assert sum(c.view.body_truncated for c in cases) >= 15
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param(500, id="a 5xx already counts as an error"),
+        pytest.param(503, id="a 503 too"),
+        pytest.param(400, id="a 4xx is the client's mistake"),
+        pytest.param(429, id="a 429 too"),
+        pytest.param(302, id="a redirect is not inspected"),
+        pytest.param(101, id="an upgrade is not inspected"),
+    ],
+)
+def test_only_2xx_answers_are_builtin_candidates(status: int) -> None:
+    assert Classifier().classify(_view(SLACK_FAILURE, status=status)) == NOT_INSPECTED
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 299])
+def test_every_2xx_answer_is_a_candidate(status: int) -> None:
+    assert Classifier().classify(_view(SLACK_FAILURE, status=status)).business_error
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "verdict"),
+    [
+        pytest.param(b'{"user":"ada"}', "application/json", CLEAN, id="clean JSON was inspected"),
+        pytest.param(b'{"ok":true}', "application/json", CLEAN, id="parsed clean JSON too"),
+        pytest.param(b"<a>fine</a>", "application/xml", CLEAN, id="clean XML was inspected"),
+        pytest.param(b"<html>Error</html>", "text/html", NOT_INSPECTED, id="HTML is not"),
+        pytest.param(b"ERROR", "text/plain", NOT_INSPECTED, id="plain text is not"),
+        pytest.param(b"\x89PNG\r\n", "image/png", NOT_INSPECTED, id="an image is not"),
+        pytest.param(b"", "application/json", NOT_INSPECTED, id="an empty body is not"),
+    ],
+)
+def test_a_verdict_says_whether_the_body_was_inspected(
+    body: bytes, content_type: str, verdict: Verdict
+) -> None:
+    assert Classifier().classify(_view(body, content_type=content_type)) == verdict
+
+
+def test_the_classifier_is_the_response_judge_the_exchange_builder_takes() -> None:
+    judge: ResponseJudge = Classifier()  # mypy checks the protocol
+    verdict = judge.judge(
+        service="payments",
+        route="/v1/charges",
+        method="POST",
+        status=200,
+        headers=(("content-type", "application/json"),),
+        body=SLACK_FAILURE,
+        body_truncated=False,
+    )
+    assert verdict == Verdict(True, "invalid_auth", "builtin:ok_false")
+
+
+def test_a_coding_that_cannot_be_undone_is_not_inspected() -> None:
+    view = ResponseView("s", "/", "GET", 200, (("content-encoding", "br"),), SLACK_FAILURE)
+    assert Classifier().classify(view) == NOT_INSPECTED
+
+
+def test_a_body_longer_than_any_capture_is_cut_first() -> None:
+    body = SLACK_FAILURE[:-1] + b',"pad":"' + b"x" * 200_000 + b'"}'
+    verdict = Classifier().classify(_view(body))
+    assert verdict == Verdict(True, "invalid_auth", "builtin:ok_false")
+
+
+# --- user rules ------------------------------------------------------------------------------
+
+
+def _rule_cases() -> list[Any]:
+    cases = yaml.safe_load((DATA / "rules.yaml").read_text(encoding="utf-8"))
+    return [pytest.param(case, id=case["name"]) for case in cases]
+
+
+def _response(spec: dict[str, Any]) -> ResponseView:
+    body = str(spec["body"]).encode()
+    headers = [("content-type", spec.get("content_type", "application/json"))]
+    headers += [(name, value) for name, value in spec.get("headers", {}).items()]
+    if spec.get("encoding") == "gzip":
+        body = gzip.compress(body)
+        headers.append(("content-encoding", "gzip"))
+    cut = spec.get("cut")
+    return ResponseView(
+        service=spec.get("service", "payments"),
+        route=spec.get("route", "/v1/charges"),
+        method=spec.get("method", "POST"),
+        status=spec.get("status", 200),
+        headers=tuple(headers),
+        body=body[:cut] if cut else body,
+        body_truncated=bool(cut),
+    )
+
+
+@pytest.mark.parametrize("case", _rule_cases())
+def test_user_rules_decide_before_the_builtin_detectors(case: dict[str, Any]) -> None:
+    classifier = Classifier(load_semantic_rules(case["semantics"]))
+    verdict = classifier.classify(_response(case["response"]))
+    expect = case["expect"]
+    assert verdict == Verdict(
+        expect["business_error"],
+        expect["error_type"],
+        expect["rule"],
+        expect.get("inspected", True),
+    )
+
+
+def _bad_rule_cases() -> list[Any]:
+    cases = yaml.safe_load((DATA / "bad_rules.yaml").read_text(encoding="utf-8"))
+    return [pytest.param(case["semantics"], case["error"], id=case["name"]) for case in cases]
+
+
+@pytest.mark.parametrize(("section", "message"), _bad_rule_cases())
+def test_a_bad_semantics_section_is_rejected_with_the_field_path(
+    section: object, message: str
+) -> None:
+    with pytest.raises(ConfigFieldError) as raised:
+        load_semantic_rules(section)
+    assert str(raised.value) == message
+
+
+def test_a_missing_section_means_builtin_detectors_only() -> None:
+    rules = load_semantic_rules(None)
+    assert rules.builtin
+    assert rules.rules == ()
+
+
+# --- error types -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        ("card_declined", "card_declined"),
+        ("  PERMISSION_DENIED ", "PERMISSION_DENIED"),
+        ("https://example.com/probs/out-of-credit", "out-of-credit"),
+        ("https://api.twitter.com/2/problems/resource-not-found/", "resource-not-found"),
+        ("com.amazonaws.dynamodb.v20120810#ResourceNotFoundException", "ResourceNotFoundException"),
+        ("Not Found", "Not_Found"),
+        ("AuthFailure.SignatureFailure", "AuthFailure.SignatureFailure"),
+        (40013, "40013"),
+        (-32000, "-32000"),
+        ("x" * 200, None),
+        ("a" * 80, "a" * 64),
+        ("the card was declined by the bank", None),
+        ("Bad Request: chat not found", None),
+        ("[5]: document missing", None),
+        ("余额不足", None),
+        ("", None),
+        (None, None),
+        (True, None),
+        (1.5, None),
+        ({"code": 1}, None),
+    ],
+)
+def test_an_error_type_is_sanitised_into_a_short_label(raw: object, label: str | None) -> None:
+    assert sanitize_error_type(raw) == label
+
+
+def test_the_first_types_of_an_endpoint_keep_their_labels_and_the_rest_are_other() -> None:
+    top = TopErrorTypes(per_endpoint=2)
+    labels = [top.label("checkout", t) for t in ("a", "b", "c", "a", "b", "c")]
+    assert labels == ["a", "b", OTHER, "a", "b", OTHER]
+
+
+def test_a_type_that_becomes_frequent_replaces_the_rarest_label() -> None:
+    top = TopErrorTypes(per_endpoint=2)
+    for error_type in ("a", "a", "a", "b"):
+        top.label("checkout", error_type)
+    assert [top.label("checkout", "c") for _ in range(3)] == [OTHER, "c", "c"]
+    assert top.label("checkout", "b") == OTHER
+    assert top.label("checkout", "a") == "a"
+
+
+def test_labels_are_kept_per_endpoint_and_none_stays_none() -> None:
+    top = TopErrorTypes(per_endpoint=1)
+    assert [top.label(e, "x") for e in ("a", "b")] == ["x", "x"]
+    assert top.label("a", None) is None
+
+
+def test_endpoints_beyond_the_limit_get_other() -> None:
+    top = TopErrorTypes(per_endpoint=1, max_endpoints=2)
+    assert [top.label(e, "x") for e in ("a", "b", "c")] == ["x", "x", OTHER]
+
+
+def test_a_frequent_type_is_admitted_through_a_flood_of_one_off_types() -> None:
+    top = TopErrorTypes(per_endpoint=2)
+    for error_type in ("a", "b"):
+        top.label("checkout", error_type)
+    labels = []
+    for i in range(1_000):
+        top.label("checkout", f"noise-{i}")
+        labels.append(top.label("checkout", "card_declined"))
+    assert labels[:1] == [OTHER]
+    assert set(labels[10:]) == {"card_declined"}
+
+
+def test_a_flood_of_distinct_types_keeps_memory_bounded() -> None:
+    top = TopErrorTypes(per_endpoint=3)
+    types = [f"type-{i}" for i in range(20_000)]
+    for error_type in types[:10_000]:
+        top.label("checkout", error_type)
+    tracemalloc.start()
+    try:
+        labels = {top.label("checkout", error_type) for error_type in types[10_000:]}
+        own = [tracemalloc.Filter(True, semantics.__file__)]  # not other tests' server threads
+        grown = sum(
+            s.size for s in tracemalloc.take_snapshot().filter_traces(own).statistics("filename")
+        )
+    finally:
+        tracemalloc.stop()
+    assert labels == {OTHER}
+    assert grown < 20_000
+
+
+# --- never raise -----------------------------------------------------------------------------
+
+_CONTENT_TYPES = st.sampled_from(
+    ["application/json", "text/xml", "text/plain", "", "application/problem+json; charset=utf-16"]
+)
+
+
+@given(st.binary(max_size=400), _CONTENT_TYPES, st.sampled_from([None, "gzip", "deflate", "br"]))
+def test_random_bytes_never_make_the_classifier_raise(
+    body: bytes, content_type: str, coding: str | None
+) -> None:
+    headers = [("content-type", content_type)] + ([("content-encoding", coding)] if coding else [])
+    view = ResponseView("svc", "/", "GET", 200, tuple(headers), body, body_truncated=True)
+    verdict = Classifier().classify(view)
+    assert isinstance(verdict, Verdict)
+    assert (
+        verdict.error_type is None or sanitize_error_type(verdict.error_type) == verdict.error_type
+    )
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.sampled_from(["error", "fail", "ok", "", "x y"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["ok", "error", "errors", "status", "code", "msg", "data", "id", "items"]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=15,
+)
+
+
+@given(_JSON, st.integers(min_value=1, max_value=400))
+def test_error_shaped_json_cut_anywhere_never_makes_the_classifier_raise(
+    document: object, cut: int
+) -> None:
+    body = json.dumps(document).encode()[:cut]
+    Classifier().classify(_view(body))
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["classify", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_command_prints_one_json_line_for_a_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    body = tmp_path / "body.json"
+    body.write_bytes(SLACK_FAILURE)
+    code, out, _ = _run(capsys, str(body))
+    assert code == 0
+    assert json.loads(out) == {
+        "business_error": True,
+        "error_type": "invalid_auth",
+        "rule": "builtin:ok_false",
+    }
+    assert out.count("\n") == 1
+
+
+def test_the_command_reads_stdin_and_takes_the_response_headers(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(gzip.compress(b"<Error><Code>SlowDown</Code></Error>")))
+    monkeypatch.setattr("sys.stdin", stdin)
+    code, out, _ = _run(capsys, "--content-type", "application/xml", "--content-encoding", "gzip")
+    assert code == 0
+    assert json.loads(out)["error_type"] == "SlowDown"
+
+
+def test_the_command_exits_0_for_a_clean_body_and_for_a_5xx(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    body = tmp_path / "body.json"
+    body.write_bytes(SLACK_FAILURE)
+    code, out, _ = _run(capsys, "--status", "503", str(body))
+    assert (code, json.loads(out)) == (
+        0,
+        {"business_error": False, "error_type": None, "rule": None},
+    )
+
+
+def test_the_command_applies_the_rules_of_the_config_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "bytewatch.yaml"
+    config.write_text(
+        "routes: {max_segments: 4}\n"
+        "semantics:\n"
+        "  rules:\n"
+        "    - name: declined\n"
+        "      service: payments\n"
+        "      route: /v1/charges\n"
+        "      status: [402]\n"
+        "      when: {json: {field: error.code, equals: card_declined}}\n"
+        "      error: true\n"
+        "      type_from: error.decline_code\n"
+    )
+    body = tmp_path / "body.json"
+    body.write_bytes(b'{"error":{"code":"card_declined","decline_code":"insufficient_funds"}}')
+    argv = ["--config", str(config), "--service", "payments", "--route", "/v1/charges"]
+    code, out, _ = _run(capsys, *argv, "--status", "402", str(body))
+    assert (code, json.loads(out)["rule"], json.loads(out)["error_type"]) == (
+        0,
+        "declined",
+        "insufficient_funds",
+    )
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        pytest.param(
+            "semantics:\n  rules:\n    - error: true\n      when:\n"
+            "        json: {field: 'a..b', equals: 1}\n",
+            "{config}:5:16: semantics.rules[0].when.json.field: not a field path",
+            id="a bad rule names the file, the line and the field",
+        ),
+        pytest.param("semantics: [\n", "{config}:2:1: (syntax): invalid YAML", id="bad YAML"),
+    ],
+)
+def test_a_bad_config_is_one_line_and_exit_code_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, config_text: str, message: str
+) -> None:
+    config = tmp_path / "bytewatch.yaml"
+    config.write_text(config_text)
+    body = tmp_path / "body.json"
+    body.write_bytes(b"{}")
+    code, out, err = _run(capsys, "--config", str(config), str(body))
+    assert (code, out) == (2, "")
+    assert err.startswith("bytewatch classify: " + message.format(config=config))
+    assert err.count("\n") == 1
+
+
+def test_an_unreadable_body_file_is_one_line_and_exit_code_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.json"
+    code, out, err = _run(capsys, str(missing))
+    assert (code, out) == (2, "")
+    assert err == f"bytewatch classify: {missing}: cannot read: No such file or directory\n"
