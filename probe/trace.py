@@ -17,6 +17,8 @@ from typing import TextIO
 from probe import jsonl
 from probe.errors import ProbeUnavailable
 from probe.model import HttpExchange
+from probe.routes import Router
+from probe.semantics import Classifier
 from probe.source import LiveProbeSource, ProbeFilters, ProbeStats
 
 TABLE_HEADER = (
@@ -86,7 +88,7 @@ def run_trace(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
         pids=frozenset(args.pid), comms=frozenset(args.comm), ports=frozenset(args.port)
     )
     try:
-        source = LiveProbeSource(filters=filters)
+        source = LiveProbeSource(filters=filters, router=Router(), judge=Classifier())
     except ProbeUnavailable as exc:
         print(f"bytewatch trace: {exc}", file=err)
         return 1

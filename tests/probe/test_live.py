@@ -92,8 +92,13 @@ def by_path(exchanges: list[Exchange]) -> dict[str, list[Exchange]]:
 
 
 def check_each_seen_once(
-    seen: list[Exchange], sent: list[ClientExchange], *, latency: bool = True
+    seen: list[Exchange], sent: list[ClientExchange], *, latency: str | None = "close"
 ) -> None:
+    """Each request once, with its method and status. ``latency="close"`` compares with the
+    client's measurement within the tolerance (for the client's own side, or a server answering
+    a fresh connection); ``"bounded"`` only requires the server's side not to exceed it, because
+    on a reused connection the client's time also counts TCP effects before the server reads
+    (Nagle and delayed ACKs after a request body: tens of milliseconds)."""
     grouped = by_path(seen)
     for client in sent:
         path = client.path.split("?")[0]
@@ -101,8 +106,11 @@ def check_each_seen_once(
         assert len(matches) == 1, f"{client.method} {path}: seen {len(matches)} times"
         [e] = matches
         assert (e["method"], e["status"]) == (client.method, client.status), path
-        if latency:
-            assert_latency_close(e["latency_ms"] / 1000, client.latency_s, what=path)
+        seen_s = e["latency_ms"] / 1000
+        if latency == "close":
+            assert_latency_close(seen_s, client.latency_s, what=path)
+        elif latency == "bounded":
+            assert 0 < seen_s <= client.latency_s + 0.002, path
 
 
 def test_every_runtime_is_seen_once_per_exchange_with_the_right_fields(
@@ -116,7 +124,7 @@ def test_every_runtime_is_seen_once_per_exchange_with_the_right_fields(
     )
     sent += curl_requests(server.base_url, [get(f"/users/{n + 1}?expand=orders")])
     seen = live_trace.wait_for(served_by(server, since), count=len(sent))
-    check_each_seen_once(seen, sent)
+    check_each_seen_once(seen, sent, latency="bounded")
     users = by_path(seen)[f"/users/{n}"][0]
     assert users["comm"] == server.comm
     assert users["service"] == server.comm
@@ -124,6 +132,27 @@ def test_every_runtime_is_seen_once_per_exchange_with_the_right_fields(
     assert users["complete"] is True
     statuses = sorted(e["status"] for e in seen)
     assert statuses == sorted(c.status for c in sent)
+    payments = by_path(seen)["/payments"][0]
+    assert payments["business_error"] is True
+    assert payments["error_type"] == "insufficient_balance"
+    assert users["business_error"] is False
+    # The client's own side, as the probe saw it, matches the client's measurement closely.
+    own = live_trace.wait_for(called_by(os.getpid(), since), count=3)
+    check_each_seen_once(own, sent[:3], latency="close")
+
+
+@pytest.mark.parametrize("kind", ["node", "python", "asgi", "java"])
+def test_a_slow_answer_takes_as_long_on_the_server_side_as_the_client_measured(
+    live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest
+) -> None:
+    server: RunningServer = request.getfixturevalue(f"{kind}_server")
+    since = time.time()
+    client = raw_request(server.base_url, get("/slow?ms=150")).exchange
+    [seen] = live_trace.wait_for(
+        lambda e: served_by(server, since)(e) and e["path"] == "/slow", count=1
+    )
+    assert seen["latency_ms"] >= 150
+    assert_latency_close(seen["latency_ms"] / 1000, client.latency_s, what="/slow")
 
 
 def test_the_httpx_clients_calls_show_up_as_client_exchanges(
@@ -163,7 +192,7 @@ def test_pipelined_requests_are_each_seen_once_in_order(
     sent = pipelined_requests(server.base_url, paths)
     assert [c.status for c in sent] == [200] * 5 + [500]
     seen = live_trace.wait_for(served_by(server, since), count=len(paths))
-    check_each_seen_once(seen, sent, latency=False)
+    check_each_seen_once(seen, sent, latency=None)
 
 
 def test_a_request_written_in_several_small_writes_is_one_exchange(
@@ -173,7 +202,7 @@ def test_a_request_written_in_several_small_writes_is_one_exchange(
     n = unique_id()
     sent = slow_written_request(python_server.base_url, f"/users/{n}", pieces=4, pause_s=0.05)
     seen = live_trace.wait_for(served_by(python_server, since), count=1)
-    check_each_seen_once(seen, [sent], latency=False)
+    check_each_seen_once(seen, [sent], latency=None)
     client_side = live_trace.wait_for(called_by(os.getpid(), since), count=1)
     [mine] = [e for e in client_side if e["path"] == f"/users/{n}"]
     # The client's exchange starts at its first write, so it spans the pauses between writes.
