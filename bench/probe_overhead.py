@@ -40,8 +40,8 @@ from tests.probe.traffic import _WRK_SCRIPT, WrkResult, parse_wrk_report  # noqa
 
 RESULTS = ROOT / "bench" / "results" / "probe_overhead.json"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-RATE_CONNECTIONS = 50
-RATE_DELAY_MS = 5  # 50 connections x one request per ~5 ms = about 10,000 requests/s
+RATE_CONNECTIONS = 100
+RATE_DELAY_MS = 8  # 100 connections, one request per ~8 ms each + latency: about 10,000/s
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,10 @@ def wrk(url: str, seconds: float, *, rate_limited: bool) -> WrkResult:
 def agent(extra: list[str]) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "slo.cli", "trace", "--format", "jsonl", *extra],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stderr is not None
     line = proc.stderr.readline()
@@ -103,8 +106,9 @@ def summary_numbers(stderr: str) -> tuple[int, int]:
 def measure(url: str, seconds: float, *, probe: list[str] | None, rate_limited: bool) -> Run:
     if probe is None:
         result = wrk(url, seconds, rate_limited=rate_limited)
-        return Run(result.requests_per_s, result.latency_p50_s, result.latency_p99_s,
-                   result.requests)
+        return Run(
+            result.requests_per_s, result.latency_p50_s, result.latency_p99_s, result.requests
+        )
     with agent(probe) as proc:
         time.sleep(0.5)
         before = cpu_seconds(proc.pid)
@@ -114,8 +118,15 @@ def measure(url: str, seconds: float, *, probe: list[str] | None, rate_limited: 
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     exchanges, lost = summary_numbers(err)
-    return Run(result.requests_per_s, result.latency_p50_s, result.latency_p99_s,
-               result.requests, used, lost, exchanges)
+    return Run(
+        result.requests_per_s,
+        result.latency_p50_s,
+        result.latency_p99_s,
+        result.requests,
+        used,
+        lost,
+        exchanges,
+    )
 
 
 def median(values: list[float]) -> float:
@@ -156,20 +167,24 @@ def bench_target(server: RunningServer, pairs: int, seconds: float) -> dict[str,
 
 
 def print_table(results: list[dict[str, object]]) -> None:
-    header = (f"{'target':<7} {'watch':<5} {'rps off':>9} {'rps on':>9} {'ratio':>6} "
-              f"{'+p50 us':>8} {'+p99 us':>8} {'cpu s/10k':>9} {'paced rps':>9} "
-              f"{'cores':>6} {'lost':>6}")
+    header = (
+        f"{'target':<7} {'watch':<5} {'rps off':>9} {'rps on':>9} {'ratio':>6} "
+        f"{'+p50 us':>8} {'+p99 us':>8} {'cpu s/10k':>9} {'paced rps':>9} "
+        f"{'cores':>6} {'lost':>6}"
+    )
     print(header)
     print("-" * len(header))
     for result in results:
         for mode in ("host", "pid"):
             m = result[mode]
             assert isinstance(m, dict)
-            print(f"{result['target']:<7} {mode:<5} {m['rps_off']:>9.0f} {m['rps_on']:>9.0f} "
-                  f"{m['throughput_ratio']:>6.3f} {m['p50_added_us']:>8.0f} "
-                  f"{m['p99_added_us']:>8.0f} {m['agent_cpu_s_per_10k']:>9.3f} "
-                  f"{m['paced_rps']:>9.0f} {m['paced_agent_cores']:>6.3f} "
-                  f"{m['paced_lost']:>6}")
+            print(
+                f"{result['target']:<7} {mode:<5} {m['rps_off']:>9.0f} {m['rps_on']:>9.0f} "
+                f"{m['throughput_ratio']:>6.3f} {m['p50_added_us']:>8.0f} "
+                f"{m['p99_added_us']:>8.0f} {m['agent_cpu_s_per_10k']:>9.3f} "
+                f"{m['paced_rps']:>9.0f} {m['paced_agent_cores']:>6.3f} "
+                f"{m['paced_lost']:>6}"
+            )
     print("targets: ratio >= 0.95, +p50 <= 50 us, paced cores <= 0.2 at 10k rps, lost 0")
 
 
@@ -189,9 +204,17 @@ def main() -> int:
             results.append(bench_target(server, args.pairs, args.seconds))
     print_table(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                   "pairs": args.pairs, "seconds": args.seconds,
-                                   "results": results}, indent=2))
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "pairs": args.pairs,
+                "seconds": args.seconds,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Final
+from typing import Final, NamedTuple
 
 from probe.errors import ProbeAbiMismatch
 
@@ -132,8 +131,7 @@ HEADER_SIZE: Final = _HEADER.size
 assert CEvent.data.offset == HEADER_SIZE, "HEADER_FORMAT and CEvent disagree"
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One ring-buffer record. Byte totals include this record's own syscall."""
 
     kind: RecordKind

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from probe.abi import Record, RecordFlag, RecordKind, Role, StreamDirection
 from probe.http import DEFAULT_BODY_LIMIT, HttpMessage, MessageHead, ParserStats, StreamParser
 
 ConnKey = tuple[int, int]  # (tgid, fd)
+_MSG_START = int(RecordFlag.MSG_START)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +35,7 @@ class ConnTotals:
     out_tail: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class ObservedExchange:
+class ObservedExchange(NamedTuple):
     """A request paired with its response (or with the end of its connection)."""
 
     tgid: int
@@ -88,6 +89,7 @@ class _Conn:
         "next_seq",
         "pending",
         "remote_port",
+        "request_direction",
         "requests",
         "responses",
         "role",
@@ -100,6 +102,9 @@ class _Conn:
         self.tgid = record.tgid
         self.conn_id = record.conn_id
         self.role = record.role if record.role is not Role.UNKNOWN else _guess_role(record)
+        self.request_direction = (
+            StreamDirection.EGRESS if self.role is Role.CLIENT else StreamDirection.INGRESS
+        )
         self.local_port = record.local_port
         self.remote_port = record.remote_port
         self.thread_comm = record.thread_comm
@@ -116,10 +121,6 @@ class _Conn:
             return self.pending[0].head.method
         head = self.requests.current_head
         return head.method if head is not None else None
-
-    @property
-    def request_direction(self) -> StreamDirection:
-        return StreamDirection.EGRESS if self.role is Role.CLIENT else StreamDirection.INGRESS
 
     def totals(
         self, in_bytes: int, in_last: int, out_bytes: int, out_last: int
@@ -174,26 +175,36 @@ class ConnectionTracker:
         if conn.upgraded:
             return out
 
-        is_request = record.direction is conn.request_direction
-        req_total, req_last, resp_total, resp_last = conn.totals(
-            record.in_bytes, record.in_last_ns, record.out_bytes, record.out_last_ns
-        )
-        start = bool(record.flags & RecordFlag.MSG_START)
-        if is_request:
-            # Everything the other side wrote before this record has been counted.
-            self._responses(conn, conn.responses.settle(resp_total, resp_last), out)
-            if start:
-                self._responses(conn, conn.responses.settle_lost(resp_total, resp_last), out)
+        start = record.flags & _MSG_START
+        if record.direction is conn.request_direction:
+            # Everything the other side sent before this record has been counted.
+            responses = conn.responses
+            if record.direction is StreamDirection.INGRESS:
+                resp_total, resp_last = record.out_bytes, record.out_last_ns
+            else:
+                resp_total, resp_last = record.in_bytes, record.in_last_ns
+            if responses.in_message:
+                self._responses(conn, responses.settle(resp_total, resp_last), out)
+                if start:
+                    self._responses(conn, responses.settle_lost(resp_total, resp_last), out)
             done = conn.requests.feed(
-                record.stream_offset, record.data, record.length, record.ts_ns, start
+                record.stream_offset, record.data, record.length, record.ts_ns, bool(start)
             )
-            self._requests(conn, done)
+            if done:
+                self._requests(conn, done)
         else:
-            self._requests(conn, conn.requests.settle(req_total, req_last))
+            requests = conn.requests
+            if requests.in_message:
+                if record.direction is StreamDirection.INGRESS:
+                    req_total, req_last = record.out_bytes, record.out_last_ns
+                else:
+                    req_total, req_last = record.in_bytes, record.in_last_ns
+                self._requests(conn, requests.settle(req_total, req_last))
             done = conn.responses.feed(
-                record.stream_offset, record.data, record.length, record.ts_ns, start
+                record.stream_offset, record.data, record.length, record.ts_ns, bool(start)
             )
-            self._responses(conn, done, out)
+            if done:
+                self._responses(conn, done, out)
         return out
 
     def settle(self, tgid: int, fd: int, totals: ConnTotals) -> list[ObservedExchange]:

@@ -13,7 +13,6 @@ from typing import Protocol
 
 from probe.abi import Role
 from probe.conn import ObservedExchange
-from probe.http import Headers
 from probe.model import NOT_INSPECTED, Direction, HttpExchange, Verdict
 from probe.services import ServiceMap
 
@@ -32,7 +31,7 @@ class ResponseJudge(Protocol):
         route: str,
         method: str,
         status: int,
-        headers: Headers,
+        header: Callable[[str], str | None],
         body: bytes,
         body_truncated: bool,
     ) -> Verdict: ...
@@ -122,7 +121,7 @@ class ExchangeBuilder:
                 route=route,
                 method=method,
                 status=status,
-                headers=response.head.headers,
+                header=response.head.header,
                 body=response.body,
                 body_truncated=response.body_truncated,
             )

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Final
+from typing import Final, NamedTuple
 
 MAX_HEAD_BYTES: Final = 16 * 1024
 MAX_HEADERS: Final = 100
@@ -38,8 +38,7 @@ def looks_like_start(data: bytes) -> bool:
     return data.startswith(_START_PREFIXES)
 
 
-@dataclass(frozen=True, slots=True)
-class MessageHead:
+class MessageHead(NamedTuple):
     """A parsed start line and its header block.
 
     Headers stay as the validated text block and are looked up on demand: a message is usually
@@ -70,8 +69,7 @@ class MessageHead:
         return tuple([(name.lower(), value) for name, value in _HEADER_LINE.findall(self.block, 2)])
 
 
-@dataclass(frozen=True, slots=True)
-class HttpMessage:
+class HttpMessage(NamedTuple):
     """A request or response with its timing, wire size and the first bytes of its body.
 
     ``body`` is de-chunked but still content-encoded, cut at the parser's body limit.

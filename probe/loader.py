@@ -165,6 +165,10 @@ class LoadedProbe:
         """Deliver the records waiting in the ring buffer, waiting at most ``timeout_ms``."""
         self._bpf.ring_buffer_poll(timeout_ms)
 
+    def consume(self) -> None:
+        """Deliver the records waiting in the ring buffer without waiting."""
+        self._bpf.ring_buffer_consume()
+
     def counters(self) -> dict[Counter, int]:
         """The kernel's counters summed over CPUs."""
         totals: dict[Counter, int] = {}

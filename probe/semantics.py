@@ -82,9 +82,9 @@ User rules (``semantics:`` section)::
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from probe.body import (
     MediaKind,
@@ -107,10 +107,11 @@ CLEAN: Final = Verdict(business_error=False)
 """The verdict of a JSON or XML body that was looked at and reports no error."""
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseView:
+class ResponseView(NamedTuple):
     """A response as the probe saw it. ``headers`` names are lower case; ``body`` is de-chunked,
-    still content-encoded, and possibly cut (``body_truncated``)."""
+    still content-encoded, and possibly cut (``body_truncated``). ``lookup``, when given, answers
+    header questions instead of ``headers`` (the live path passes the parsed head's own lookup,
+    so headers are never split just to be searched). A NamedTuple: one is built per response."""
 
     service: str
     route: str
@@ -119,9 +120,13 @@ class ResponseView:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     body_truncated: bool = False
+    lookup: Callable[[str], str | None] | None = None
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower case), or None."""
+        if self.lookup is not None:
+            found: str | None = self.lookup(name)
+            return found
         for key, value in self.headers:
             if key == name:
                 return value
@@ -576,12 +581,12 @@ class Classifier:
         route: str,
         method: str,
         status: int,
-        headers: tuple[tuple[str, str], ...],
+        header: Callable[[str], str | None],
         body: bytes,
         body_truncated: bool,
     ) -> Verdict:
         """``classify`` as ``probe.exchanges.ResponseJudge``, which passes the fields one by one."""
-        view = ResponseView(service, route, method, status, headers, body, body_truncated)
+        view = ResponseView(service, route, method, status, (), body, body_truncated, header)
         return self.classify(view)
 
     def _rules_for(self, service: str) -> tuple[Rule, ...]:

@@ -6,7 +6,6 @@ at most ``timeout_s``; ``exhausted`` turns true when a replay has nothing more.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,9 @@ from probe.loader import LoadedProbe, ProbeConfig
 from probe.model import HttpExchange
 from probe.services import ServiceMap
 
+BATCH_INTERVAL_S = 0.02  # records are taken in batches at most this often: waking up for every
+# record costs more than the record itself at 10,000 requests/s, and 20 ms of records fit the
+# ring buffer many times over
 SETTLE_EVERY_NS = 100_000_000  # how often overdue message ends are checked against the kernel
 QUIET_NS = 100_000_000  # how long a connection must be quiet before its totals are trusted
 HOUSEKEEP_EVERY_NS = 1_000_000_000
@@ -122,6 +124,7 @@ class LiveProbeSource:
         )
         self._probe.seed_listen_ports(procfs.listening_sockets())
         now = self._now()
+        self._last_poll = 0.0
         self._next_settle = now + SETTLE_EVERY_NS
         self._next_housekeeping = now + HOUSEKEEP_EVERY_NS
 
@@ -130,7 +133,13 @@ class LiveProbeSource:
         return False
 
     def poll(self, timeout_s: float) -> list[HttpExchange]:
-        self._probe.poll(max(0, int(timeout_s * 1000)))
+        since_last = time.monotonic() - self._last_poll
+        if since_last < BATCH_INTERVAL_S:
+            time.sleep(min(timeout_s, BATCH_INTERVAL_S - since_last))
+            self._probe.consume()
+        else:
+            self._probe.poll(max(0, int(timeout_s * 1000)))
+        self._last_poll = time.monotonic()
         observed: list[ObservedExchange] = []
         raw, self._raw[:] = list(self._raw), []
         for blob in raw:
@@ -165,7 +174,7 @@ class LiveProbeSource:
         if port is None:
             port = procfs.socket_local_port(record.tgid, record.fd)
             self._ports[key] = port
-        return dataclasses.replace(record, local_port=port) if port else record
+        return record._replace(local_port=port) if port else record
 
     def _build(self, observed: list[ObservedExchange]) -> list[HttpExchange]:
         out: list[HttpExchange] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -90,7 +89,7 @@ def a_record(**changes: object) -> abi.Record:
         thread_comm="node",
         data=b"HTTP/1.1 200 OK\r\n\r\n",
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)  # type: ignore[arg-type]
 
 
 def test_a_record_survives_encoding_and_decoding() -> None:

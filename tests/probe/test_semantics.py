@@ -115,7 +115,7 @@ def test_the_classifier_is_the_response_judge_the_exchange_builder_takes() -> No
         route="/v1/charges",
         method="POST",
         status=200,
-        headers=(("content-type", "application/json"),),
+        header={"content-type": "application/json"}.get,
         body=SLACK_FAILURE,
         body_truncated=False,
     )
