@@ -8,8 +8,9 @@ what to do, so the command line never shows a traceback for a machine problem.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +27,7 @@ from probe.abi import (
 )
 from probe.conn import ConnTotals
 from probe.errors import ProbeUnavailable
+from probe.ringbuf import MappedRingBuffer, mmap_supported
 
 BPF_DIR = Path(os.environ.get("BYTEWATCH_BPF_DIR", Path(__file__).resolve().parent.parent / "bpf"))
 PROBE_SOURCE = BPF_DIR / "http_probe.bpf.c"
@@ -89,13 +91,10 @@ class ProbeConfig:
             raise ValueError(f"ringbuf_pages must be a power of two, not {self.ringbuf_pages}")
 
 
-RecordCallback = Callable[[bytes], None]
-
-
 class LoadedProbe:
     """A compiled and attached probe. Use as a context manager: ``close`` detaches everything."""
 
-    def __init__(self, config: ProbeConfig, on_record: RecordCallback) -> None:
+    def __init__(self, config: ProbeConfig) -> None:
         bcc = _import_bcc()
         if not PROBE_SOURCE.is_file():
             raise ProbeUnavailable(
@@ -114,14 +113,22 @@ class LoadedProbe:
                 f"cannot load the probe ({_first_line(exc)}): "
                 "run `bytewatch doctor` for what is missing"
             ) from exc
+        self._batch: list[bytes] = []
+        self._mapped: MappedRingBuffer | None = None
         try:
             self._configure(config)
+            events = self._bpf[b"events"]
+            if mmap_supported():
+                size = config.ringbuf_pages * mmap.PAGESIZE
+                self._mapped = MappedRingBuffer(events.map_fd, size)
+            else:
+                batch = self._batch
 
-            def deliver(_ctx: object, data: int, size: int) -> None:
-                on_record(ctypes.string_at(data, size))
+                def deliver(_ctx: object, data: int, size: int) -> None:
+                    batch.append(ctypes.string_at(data, size))
 
-            self._deliver = deliver  # keep the ctypes callback alive as long as the probe
-            self._bpf[b"events"].open_ring_buffer(deliver)
+                self._deliver = deliver  # keep the ctypes callback alive with the probe
+                events.open_ring_buffer(deliver)
         except Exception:
             self._bpf.cleanup()
             raise
@@ -161,13 +168,25 @@ class LoadedProbe:
         for (tgid, fd), port in listeners.items():
             self._listen_ports[CConnKey(tgid=tgid, fd=fd)] = ctypes.c_uint16(port)
 
-    def poll(self, timeout_ms: int) -> None:
-        """Deliver the records waiting in the ring buffer, waiting at most ``timeout_ms``."""
-        self._bpf.ring_buffer_poll(timeout_ms)
+    def poll(self, timeout_s: float) -> list[bytes]:
+        """The records waiting in the ring buffer, waiting at most ``timeout_s`` for one."""
+        if self._mapped is not None:
+            self._mapped.wait(timeout_s)
+            return self._mapped.drain()
+        self._bpf.ring_buffer_poll(int(timeout_s * 1000))
+        return self._take()
 
-    def consume(self) -> None:
-        """Deliver the records waiting in the ring buffer without waiting."""
+    def consume(self) -> list[bytes]:
+        """The records waiting in the ring buffer, without waiting."""
+        if self._mapped is not None:
+            return self._mapped.drain()
         self._bpf.ring_buffer_consume()
+        return self._take()
+
+    def _take(self) -> list[bytes]:
+        batch = list(self._batch)
+        self._batch.clear()
+        return batch
 
     def counters(self) -> dict[Counter, int]:
         """The kernel's counters summed over CPUs."""
@@ -195,6 +214,8 @@ class LoadedProbe:
         )
 
     def close(self) -> None:
+        if self._mapped is not None:
+            self._mapped.close()
         self._bpf.cleanup()
 
     def __enter__(self) -> LoadedProbe:

@@ -100,7 +100,6 @@ class LiveProbeSource:
     ) -> None:
         self._filters = filters
         self._now = monotonic_ns
-        self._raw: list[bytes] = []
         self._tracker = ConnectionTracker(limits or TrackerLimits())
         self._builder = ExchangeBuilder(
             wall_clock_now(),
@@ -120,7 +119,6 @@ class LiveProbeSource:
                 comms=filters.comms,
                 ports=filters.ports,
             ),
-            self._raw.append,
         )
         self._probe.seed_listen_ports(procfs.listening_sockets())
         now = self._now()
@@ -136,12 +134,11 @@ class LiveProbeSource:
         since_last = time.monotonic() - self._last_poll
         if since_last < BATCH_INTERVAL_S:
             time.sleep(min(timeout_s, BATCH_INTERVAL_S - since_last))
-            self._probe.consume()
+            raw = self._probe.consume()
         else:
-            self._probe.poll(max(0, int(timeout_s * 1000)))
+            raw = self._probe.poll(timeout_s)
         self._last_poll = time.monotonic()
         observed: list[ObservedExchange] = []
-        raw, self._raw[:] = list(self._raw), []
         for blob in raw:
             try:
                 record = decode(blob)

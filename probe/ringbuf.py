@@ -1,0 +1,81 @@
+"""Reading a BPF ring buffer straight from its memory map, a batch at a time.
+
+BCC hands each record to Python through a ctypes callback, which costs about as much as the
+record's decoding (2 us against 1 us per record, measured on this project's machines). The
+kernel's layout is stable ABI (kernel/bpf/ringbuf.c): a consumer page we write, then a producer
+page followed by the data area mapped twice in a row, so that a record that wraps around the
+end is still contiguous. Each record has an 8-byte header whose first word is its length with a
+BUSY bit (still being written) and a DISCARD bit.
+
+On x86-64 loads are not reordered with other loads, so reading the producer position, then a
+header, then its data needs no explicit barrier; other architectures use BCC's callbacks.
+"""
+
+from __future__ import annotations
+
+import mmap
+import platform
+import select
+import struct
+from typing import Final
+
+BUSY: Final = 1 << 31
+DISCARD: Final = 1 << 30
+HEADER: Final = 8
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+
+def mmap_supported() -> bool:
+    return platform.machine() in {"x86_64", "AMD64"}
+
+
+class MappedRingBuffer:
+    """Consumes the ring buffer behind ``map_fd`` (``data_size`` bytes, a power of two)."""
+
+    def __init__(self, map_fd: int, data_size: int) -> None:
+        page = mmap.PAGESIZE
+        self._page = page
+        self._mask = data_size - 1
+        self._consumer = mmap.mmap(
+            map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0
+        )
+        self._data = mmap.mmap(
+            map_fd, page + 2 * data_size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page
+        )
+        self._epoll = select.epoll()
+        self._epoll.register(map_fd, select.EPOLLIN)
+
+    def wait(self, timeout_s: float) -> None:
+        """Block until the kernel signals new records or the timeout passes."""
+        if self._pending():
+            return
+        self._epoll.poll(timeout_s)
+
+    def _pending(self) -> bool:
+        producer: int = _U64.unpack_from(self._data, 0)[0]
+        consumer: int = _U64.unpack_from(self._consumer, 0)[0]
+        return producer > consumer
+
+    def drain(self) -> list[bytes]:
+        """Every complete record now in the buffer, oldest first."""
+        data, mask, base = self._data, self._mask, self._page
+        consumer = _U64.unpack_from(self._consumer, 0)[0]
+        producer = _U64.unpack_from(data, 0)[0]
+        out: list[bytes] = []
+        while consumer < producer:
+            at = base + (consumer & mask)
+            length = _U32.unpack_from(data, at)[0]
+            if length & BUSY:
+                break
+            size = length & ~(BUSY | DISCARD)
+            if not length & DISCARD:
+                out.append(data[at + HEADER : at + HEADER + size])
+            consumer += (size + HEADER + 7) & ~7
+        _U64.pack_into(self._consumer, 0, consumer)
+        return out
+
+    def close(self) -> None:
+        self._epoll.close()
+        self._data.close()
+        self._consumer.close()
