@@ -94,6 +94,27 @@ def notification(
     )
 
 
+def json_shape(value: Any) -> Any:
+    """The JSON types of a document, keys kept: what a typed receiver parses into."""
+    if isinstance(value, dict):
+        return {k: json_shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_shape(value[0])] if value else []
+    return type(value).__name__
+
+
+def webhook_shape(document: dict[str, Any]) -> dict[str, Any]:
+    """Label maps hold arbitrary keys: compare them as 'a map of strings'."""
+    out: dict[str, Any] = json_shape(document)
+    for key in ("groupLabels", "commonLabels", "commonAnnotations"):
+        out[key] = "map[str]str" if all(isinstance(v, str) for v in document[key].values()) else "?"
+    for alert_out, alert_in in zip(out["alerts"], document["alerts"], strict=False):
+        for key in ("labels", "annotations"):
+            ok = all(isinstance(v, str) for v in alert_in[key].values())
+            alert_out[key] = "map[str]str" if ok else "?"
+    return out
+
+
 class SimulatedClock:
     """A clock tests move by hand; thread-safe because receivers read it from their threads."""
 
