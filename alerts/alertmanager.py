@@ -20,7 +20,7 @@ import httpx
 from alerts.config import AlertmanagerReceiver
 from alerts.describe import alert_labels, rfc3339
 from alerts.model import Alert, AlertState, Notification
-from alerts.notifier import Delivered, json_body, post
+from alerts.notifier import Delivered, header_secrets, json_body, post
 
 LEASE_RESENDS = 4  # Prometheus: endsAt = now + 4 * max(evaluation interval, resend delay)
 
@@ -85,5 +85,5 @@ class AlertmanagerNotifier:
             body=json_body(alerts),
             headers=headers,
             timeout_s=self.config.timeout_s,
-            secrets=tuple(headers.values()),
+            secrets=header_secrets(headers.values()),
         )

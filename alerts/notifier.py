@@ -17,10 +17,11 @@ import email.utils
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -87,6 +88,30 @@ def parse_retry_after(value: str | None) -> RetryAfter | None:
     except (TypeError, ValueError, IndexError):
         return None
     return RetryAfter(at=when if when.tzinfo is not None else when.replace(tzinfo=UTC))
+
+
+_SECRET_PART_CHARS = 8  # URL parts this long may be tokens (Slack's are 9 to 24 characters)
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """What to scrub when a URL is the credential: the URL and every part that may be a token.
+
+    Receivers echo pieces (a path, a query) in their error bodies; ``redact`` must catch those
+    too. Scrubbing a harmless long segment as well only costs an error message some detail.
+    """
+    parts = urlsplit(url)
+    found = [url, parts.path, parts.query, parts.netloc if "@" in parts.netloc else ""]
+    found += [s for s in parts.path.split("/") if len(s) >= _SECRET_PART_CHARS]
+    found += [v for _, v in parse_qsl(parts.query) if v]
+    found += [parts.username or "", parts.password or ""]
+    return tuple(sorted({f for f in found if f and f != "/"}, key=len, reverse=True))
+
+
+def header_secrets(values: Iterable[str]) -> tuple[str, ...]:
+    """Header values and their long words: ``Bearer abc…`` may come back as ``abc…`` alone."""
+    found = set(values)
+    found.update(w for v in values for w in v.split() if len(w) >= _SECRET_PART_CHARS)
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:

@@ -31,7 +31,7 @@ from alerts.describe import (
     top_errors_text,
 )
 from alerts.model import Alert, AlertState, Notification
-from alerts.notifier import Delivered, json_body, post
+from alerts.notifier import Delivered, json_body, post, url_secrets
 
 # Slack's documented limits (Block Kit reference, incoming webhooks).
 MAX_BLOCKS = 50
@@ -220,5 +220,5 @@ class SlackNotifier:
             url=url,
             body=json_body(build_slack_message(notification, self.config)),
             timeout_s=self.config.timeout_s,
-            secrets=(url,),
+            secrets=url_secrets(url),
         )

@@ -21,7 +21,7 @@ import httpx
 from alerts.config import WebhookReceiver
 from alerts.describe import alert_labels, rfc3339
 from alerts.model import Alert, AlertState, Notification
-from alerts.notifier import Delivered, json_body, post
+from alerts.notifier import Delivered, header_secrets, json_body, post, url_secrets
 
 WEBHOOK_VERSION = "4"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time: what Alertmanager sends for "not ended"
@@ -110,7 +110,7 @@ class WebhookNotifier:
             )
         )
         headers = {name: value.get_secret_value() for name, value in config.headers.items()}
-        secrets = [config.url.get_secret_value(), *headers.values()]
+        secrets = [*url_secrets(config.url.get_secret_value()), *header_secrets(headers.values())]
         if config.hmac_secret is not None:
             key = config.hmac_secret.get_secret_value()
             headers[config.signature_header] = sign(body, key)
