@@ -247,6 +247,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     reason          TEXT NOT NULL,
     notification    TEXT NOT NULL,
     status          TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    firing          INTEGER NOT NULL,  -- any alert firing: Alertmanager gets it re-sent
     attempts        INTEGER NOT NULL DEFAULT 0,
     enqueued_us     INTEGER NOT NULL,  -- microseconds since the epoch: exact, unlike floats
     next_attempt_us INTEGER NOT NULL,
@@ -254,6 +255,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error      TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_by_group ON outbox (receiver, group_key, status, seq);
+CREATE INDEX IF NOT EXISTS outbox_latest ON outbox (receiver, group_key, seq);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_us);
 """
 
@@ -268,9 +270,12 @@ ORDER BY next_attempt_us, seq
 LIMIT :limit
 """
 
-_LATEST_PER_GROUP = """
-SELECT o.group_key, o.status, o.notification, o.finished_us FROM outbox AS o
-WHERE o.receiver = :receiver
+# Groups whose latest notification was delivered and still fires, delivered before :before.
+# A pending latest one is on its way; a failed one needs a person before anything more.
+_FIRING_GROUPS = """
+SELECT {columns} FROM outbox AS o
+WHERE o.receiver = :receiver AND o.status = 'delivered' AND o.firing = 1
+  AND o.finished_us <= :before
   AND o.seq = (SELECT MAX(p.seq) FROM outbox AS p
                WHERE p.receiver = o.receiver AND p.group_key = o.group_key)
 """
@@ -278,6 +283,7 @@ WHERE o.receiver = :receiver
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_FOREVER_US = 2**62
 
 
 def _us(moment: datetime) -> int:
@@ -377,6 +383,7 @@ class Outbox:
                 n.group_key,
                 n.reason.value,
                 notification_to_json(n),
+                any(a.state is AlertState.FIRING for a in n.alerts),
                 _us(now),
                 # A receiver that is backed off stays backed off for new arrivals too.
                 max(_us(now), self._health.get(n.receiver, _ReceiverHealth()).blocked_until_us),
@@ -387,8 +394,8 @@ class Outbox:
             before = self._db.total_changes
             self._db.executemany(
                 "INSERT OR IGNORE INTO outbox (dedup_key, receiver, group_key, reason,"
-                " notification, status, enqueued_us, next_attempt_us)"
-                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                " notification, firing, status, enqueued_us, next_attempt_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
                 rows,
             )
             added = self._db.total_changes - before
@@ -499,34 +506,27 @@ class Outbox:
 
     # --- re-sending firing groups (Alertmanager) --------------------------------------------
 
-    def _resend_candidates(self) -> list[tuple[Notification, int]]:
-        """(latest notification, when its re-send is due) for each group still firing."""
-        candidates: list[tuple[Notification, int]] = []
-        for name, notifier in self._notifiers.items():
-            interval = notifier.resend_interval_s
-            if interval is None:
-                continue
-            with self._lock:
-                rows = self._db.execute(_LATEST_PER_GROUP, {"receiver": name}).fetchall()
-            for _group, status, text, finished_us in rows:
-                if status != "delivered":
-                    continue  # pending: it is on its way; failed: a person must look first
-                notification = notification_from_json(text)
-                if any(a.state is AlertState.FIRING for a in notification.alerts):
-                    candidates.append((notification, finished_us + round(interval * 1_000_000)))
-        return candidates
+    def _resending(self) -> list[tuple[str, int]]:
+        return [
+            (name, round(n.resend_interval_s * 1_000_000))
+            for name, n in self._notifiers.items()
+            if n.resend_interval_s is not None
+        ]
 
     def _schedule_resends(self, now: datetime) -> None:
-        repeats = [
-            replace(
-                notification,
-                reason=NotifyReason.REPEAT,
-                alerts=tuple(a for a in notification.alerts if a.state is AlertState.FIRING),
-                created_at=now,
-            )
-            for notification, due_at in self._resend_candidates()
-            if due_at <= _us(now)
-        ]
+        """Re-enqueue, as a repeat of its firing alerts, each group whose re-send is due."""
+        repeats: list[Notification] = []
+        for name, interval_us in self._resending():
+            query = _FIRING_GROUPS.format(columns="o.notification")
+            params = {"receiver": name, "before": _us(now) - interval_us}
+            with self._lock:
+                rows = self._db.execute(query, params).fetchall()
+            for (text,) in rows:
+                latest = notification_from_json(text)
+                firing = tuple(a for a in latest.alerts if a.state is AlertState.FIRING)
+                repeats.append(
+                    replace(latest, reason=NotifyReason.REPEAT, alerts=firing, created_at=now)
+                )
         if repeats:
             self.enqueue_many(repeats, now)
 
@@ -536,9 +536,13 @@ class Outbox:
             (pending,) = self._db.execute(
                 "SELECT MIN(next_attempt_us) FROM outbox WHERE status = 'pending'"
             ).fetchone()
-        times = [due for _, due in self._resend_candidates()]
-        if pending is not None:
-            times.append(pending)
+            times = [] if pending is None else [pending]
+            for name, interval_us in self._resending():
+                query = _FIRING_GROUPS.format(columns="MIN(o.finished_us)")
+                params = {"receiver": name, "before": _FOREVER_US}
+                (delivered,) = self._db.execute(query, params).fetchone()
+                if delivered is not None:
+                    times.append(delivered + interval_us)
         return _at(min(times)) if times else None
 
     # --- running ------------------------------------------------------------------------------
