@@ -26,13 +26,14 @@ and randomness are injected; ``run`` is the only loop and ``deliver_due`` the un
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -356,7 +357,7 @@ class Outbox:
         return db
 
     def close(self) -> None:
-        with self._lock:
+        with self._reading():
             self._db.close()
 
     def __enter__(self) -> Outbox:
@@ -390,7 +391,7 @@ class Outbox:
             )
             for n in notifications
         ]
-        with self._lock, self._transaction():
+        with self._writing():
             before = self._db.total_changes
             self._db.executemany(
                 "INSERT OR IGNORE INTO outbox (dedup_key, receiver, group_key, reason,"
@@ -408,7 +409,7 @@ class Outbox:
     def deliver_due(self, now: datetime, limit: int = 500) -> Round:
         """Send every notification that is due at ``now`` (up to ``limit``); record outcomes."""
         self._schedule_resends(now)
-        with self._lock:
+        with self._reading():
             due = [
                 _Due(*row)
                 for row in self._db.execute(_DUE_HEADS, {"now": _us(now), "limit": limit})
@@ -439,7 +440,7 @@ class Outbox:
             health.failures = max(health.failures, row.attempts) + 1
             delay = retry_delay_s(self._policy, health.failures, retry_after, self._rng)
             health.blocked_until_us = _us_after(now, delay)
-            with self._lock, self._transaction():
+            with self._writing():
                 self._db.execute(
                     "UPDATE outbox SET attempts = ?, next_attempt_us = ?, last_error = ?"
                     " WHERE seq = ?",
@@ -472,7 +473,7 @@ class Outbox:
             return self._fail(row, now, attempt, reason, outcome)
         health.failures = 0
         health.blocked_until_us = 0
-        with self._lock, self._transaction():
+        with self._writing():
             self._db.execute(
                 "UPDATE outbox SET status = 'delivered', attempts = ?, finished_us = ?,"
                 " last_error = NULL WHERE seq = ?",
@@ -494,7 +495,7 @@ class Outbox:
         return limit is not None and _us(now) - row.enqueued_us >= limit * 1_000_000
 
     def _fail(self, row: _Due, now: datetime, attempt: int, reason: str, outcome: Round) -> Round:
-        with self._lock, self._transaction():
+        with self._writing():
             self._db.execute(
                 "UPDATE outbox SET status = 'failed', attempts = ?, finished_us = ?,"
                 " last_error = ? WHERE seq = ?",
@@ -519,7 +520,7 @@ class Outbox:
         for name, interval_us in self._resending():
             query = _FIRING_GROUPS.format(columns="o.notification")
             params = {"receiver": name, "before": _us(now) - interval_us}
-            with self._lock:
+            with self._reading():
                 rows = self._db.execute(query, params).fetchall()
             for (text,) in rows:
                 latest = notification_from_json(text)
@@ -532,7 +533,7 @@ class Outbox:
 
     def next_due_at(self) -> datetime | None:
         """When something is next due (a retry, a new notification or a re-send); None if idle."""
-        with self._lock:
+        with self._reading():
             (pending,) = self._db.execute(
                 "SELECT MIN(next_attempt_us) FROM outbox WHERE status = 'pending'"
             ).fetchone()
@@ -550,10 +551,14 @@ class Outbox:
     def run(self, stop: threading.Event, clock: Clock, *, max_idle_s: float = 1.0) -> None:
         """Deliver until ``stop`` is set, sleeping until the next due time or an enqueue."""
         while not stop.is_set():
-            round_ = self.deliver_due(clock())
-            if round_.attempted:
-                continue  # there may be more due right now
-            due = self.next_due_at()
+            try:
+                if self.deliver_due(clock()).attempted:
+                    continue  # there may be more due right now
+                due = self.next_due_at()
+            except OutboxError:
+                # A full disk or a locked file: keep what is queued and try again shortly.
+                logger.exception("outbox: database error; trying again in %gs", max_idle_s)
+                due = None
             wait = max_idle_s
             if due is not None:
                 wait = min(wait, max(0.0, (due - clock()).total_seconds()))
@@ -565,7 +570,7 @@ class Outbox:
     # --- inspecting ---------------------------------------------------------------------------
 
     def stats(self, now: datetime) -> OutboxStats:
-        with self._lock:
+        with self._reading():
             queued = {
                 receiver: (depth, oldest)
                 for receiver, depth, oldest in self._db.execute(
@@ -592,7 +597,7 @@ class Outbox:
 
     def records(self) -> list[OutboxRecord]:
         """Every stored notification's delivery record, oldest first (for tests and the API)."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT dedup_key, receiver, reason, status, attempts, enqueued_us,"
                 " next_attempt_us, finished_us, last_error FROM outbox ORDER BY seq"
@@ -616,15 +621,33 @@ class Outbox:
 
     def prune(self, now: datetime, keep_s: float = 7 * 86400) -> int:
         """Forget finished notifications older than ``keep_s`` (their keys stop deduplicating)."""
-        with self._lock, self._transaction():
+        with self._writing():
             cursor = self._db.execute(
                 "DELETE FROM outbox WHERE status != 'pending' AND finished_us < ?",
                 (_us_after(now, -keep_s),),
             )
             return cursor.rowcount
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, to one thread at a time; SQLite errors become ``OutboxError``."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise OutboxError(f"{self._path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """As ``_reading``, inside one transaction that commits only if nothing raised."""
+        with self._reading() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -638,19 +661,3 @@ class OutboxRecord:
     next_attempt_at: datetime
     finished_at: datetime | None
     last_error: str | None
-
-
-@dataclass(slots=True)
-class _Transaction:
-    db: sqlite3.Connection
-    _open: bool = field(default=False)
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        self._open = True
-        return self.db
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if not self._open:
-            return
-        self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")

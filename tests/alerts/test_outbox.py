@@ -562,3 +562,22 @@ def test_the_run_loop_delivers_on_enqueue_and_stops_when_asked(tmp_path: Path) -
         assert not loop.is_alive()
         assert got.json()["status"] == "firing"
         outbox.close()
+
+
+def test_pruning_forgets_finished_notifications_but_never_waiting_ones(rig: Rig) -> None:
+    rig.outbox.enqueue(notification(alert("checkout_fast_burn")), rig.clock())
+    rig.drain()
+    rig.receiver.responder = lambda r: DOWN
+    rig.outbox.enqueue(notification(alert("search_slow_burn")), rig.clock())
+    rig.outbox.deliver_due(rig.clock())
+    week_later = rig.clock() + timedelta(days=7, seconds=1)
+    assert rig.outbox.prune(rig.clock() + timedelta(days=6)) == 0
+    assert rig.outbox.prune(week_later) == 1
+    assert [r.status for r in rig.outbox.records()] == ["pending"]
+
+
+def test_a_database_error_is_an_outbox_error_naming_the_file(rig: Rig) -> None:
+    rig.outbox.close()
+    with pytest.raises(OutboxError, match=r"outbox\.db: Cannot operate on a closed database"):
+        rig.outbox.enqueue(notification(alert("checkout_fast_burn")), rig.clock())
+    rig.outbox = rig.open()
