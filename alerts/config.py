@@ -237,10 +237,10 @@ class ReceiversConfig(BaseModel):
 
 # --- loading, with errors that point at the file and line ------------------------------------
 
-Path_ = tuple[str | int, ...]
+FieldPath = tuple[str | int, ...]
 
 
-def _field_path(data: Any, loc: Sequence[str | int]) -> Path_:
+def _field_path(data: Any, loc: Sequence[str | int]) -> FieldPath:
     """Pydantic's error location without the union tags it inserts (``slack``, ...)."""
     path: list[str | int] = []
     node = data
@@ -260,7 +260,7 @@ def _field_path(data: Any, loc: Sequence[str | int]) -> Path_:
     return tuple(path)
 
 
-def _dotted(path: Path_) -> str:
+def _dotted(path: FieldPath) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
@@ -271,7 +271,7 @@ def _is_key(node: yaml.Node, name: str | int) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.value == name
 
 
-def _line_of(root: yaml.Node | None, path: Path_) -> int | None:
+def _line_of(root: yaml.Node | None, path: FieldPath) -> int | None:
     """The 1-based line of the YAML key (or item) at ``path``, or of its deepest parent."""
     node = root
     line = None if node is None else node.start_mark.line + 1

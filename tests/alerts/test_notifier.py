@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from alerts.config import parse_receivers
 from alerts.errors import (
     DeliveryFailed,
     FinalDeliveryFailure,
@@ -21,7 +23,9 @@ from alerts.notifier import (
     check_response,
     parse_retry_after,
     post,
+    send_test_notification,
 )
+from alerts.receivers import notifier_named
 
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -208,3 +212,41 @@ def test_the_test_notification_is_clearly_marked_and_pages_no_one() -> None:
     assert resolved.alerts[0].state is AlertState.RESOLVED
     assert resolved.alerts[0].incident_key == alert.incident_key, "the resolve closes the test"
     assert firing.dedup_key != resolved.dedup_key
+
+
+def _recording_client(seen: list[httpx.Request], status: int = 200) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, text="ok")
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def test_alert_test_pages_pagerduty_at_info_and_closes_the_incident_it_opened() -> None:
+    config = parse_receivers(
+        {"receivers": [{"name": "oncall", "type": "pagerduty", "routing_key": "k" * 32}]}
+    )
+    seen: list[httpx.Request] = []
+    with _recording_client(seen, 202) as client:
+        receipts = send_test_notification(
+            notifier_named(config, "oncall", lambda: NOW), client, NOW
+        )
+    assert receipts == (Delivered("oncall", 202), Delivered("oncall", 202))
+    trigger, resolve = (json.loads(r.content) for r in seen)
+    assert (trigger["event_action"], trigger["payload"]["severity"]) == ("trigger", "info")
+    assert trigger["payload"]["summary"].startswith("[TEST] ")
+    assert resolve["event_action"] == "resolve"
+    assert resolve["dedup_key"] == trigger["dedup_key"]
+
+
+def test_alert_test_can_skip_the_resolution_and_reports_a_broken_receiver() -> None:
+    config = parse_receivers(
+        {"receivers": [{"name": "team", "type": "slack", "webhook_url": "https://hooks.test/x"}]}
+    )
+    notifier = notifier_named(config, "team", lambda: NOW)
+    seen: list[httpx.Request] = []
+    with _recording_client(seen) as client:
+        assert len(send_test_notification(notifier, client, NOW, resolve=False)) == 1
+    assert json.loads(seen[0].content)["text"].startswith("[TEST] ")
+    with _recording_client([], 404) as client, pytest.raises(FinalDeliveryFailure, match="404"):
+        send_test_notification(notifier, client, NOW)
