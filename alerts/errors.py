@@ -8,7 +8,19 @@ AlertingError
 │   ├── RetryableDeliveryFailure 429, 5xx, a timeout or a connection error: try again later,
 │   │                            not before ``retry_after`` when the receiver said so
 │   └── FinalDeliveryFailure     any other answer (400, 403, 404, ...): retrying cannot help
-└── OutboxError                  the outbox database cannot be opened or is not an outbox
+├── OutboxError                  the outbox database cannot be opened or is not an outbox
+├── RoutingError
+│   ├── MatcherSyntaxError       not Alertmanager matcher syntax (also a ValueError, so pydantic
+│   │                            reports it at the field)
+│   └── RoutingConfigError       the routing tree names receivers that do not exist
+├── AlertStateError
+│   ├── InvalidEvaluation        an evaluation for another alert, or a naive datetime
+│   └── CorruptAlertState        persisted alert or group state does not parse
+└── SilenceError
+    ├── InvalidSilence           a silence that cannot be created (which field and why)
+    ├── SilenceNotFound          no silence has that id
+    ├── SilenceAlreadyExpired    the silence has already ended
+    └── SilenceStoreError        the silence database cannot be used
 
 Messages name the receiver, never its URL, routing key or token: a delivery error ends up in
 logs, and a receiver's URL is often the secret itself (Slack incoming webhooks).
@@ -77,3 +89,54 @@ class FinalDeliveryFailure(DeliveryFailed):
 
 class OutboxError(AlertingError):
     """The outbox database cannot be used."""
+
+
+class RoutingError(AlertingError):
+    """Base class of the routing errors."""
+
+
+class MatcherSyntaxError(RoutingError, ValueError):
+    """A matcher string is not valid Alertmanager matcher syntax; the message says where."""
+
+
+class RoutingConfigError(RoutingError):
+    """The routing tree refers to receivers that are not defined.
+
+    ``problems`` holds one line per problem, each starting with the field's path.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class AlertStateError(AlertingError):
+    """Base class of the alert state errors."""
+
+
+class InvalidEvaluation(AlertStateError, ValueError):
+    """``step`` was given an evaluation for another alert, or a naive datetime."""
+
+
+class CorruptAlertState(AlertStateError):
+    """Persisted alert state does not parse; the message names the field and what was wrong."""
+
+
+class SilenceError(AlertingError):
+    """Base class of the silence errors."""
+
+
+class InvalidSilence(SilenceError, ValueError):
+    """The silence asked for cannot be created; the message says which field and why."""
+
+
+class SilenceNotFound(SilenceError, LookupError):
+    """No silence has the given id."""
+
+
+class SilenceAlreadyExpired(SilenceError):
+    """The silence has already ended."""
+
+
+class SilenceStoreError(SilenceError):
+    """The silence database cannot be used (path, permissions, corruption)."""

@@ -44,9 +44,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from alerts.errors import CorruptAlertState
 from alerts.model import Alert, AlertState, Labels, Notification, NotifyReason, Severity
 from alerts.routing import Route, group_key, group_labels, match_routes
-from alerts.state import CorruptAlertState, DataReader, alert_from_data, alert_to_data
+from alerts.state import DataReader, alert_from_data, alert_to_data
 
 DATA_VERSION = 1
 

@@ -24,7 +24,7 @@ values; a list with or without braces, commas between). Regular expressions are 
 ends, as in Alertmanager. They run on Python's ``re``, which accepts everything RE2 does for
 ordinary patterns.
 
-Exceptions (to move into ``alerts/errors.py``):
+Exceptions (in ``alerts/errors.py``):
 
     RoutingError
     ├── MatcherSyntaxError   a matcher string does not parse (also a ValueError, so pydantic
@@ -43,27 +43,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from alerts.errors import MatcherSyntaxError, RoutingConfigError
 from alerts.model import Labels
-
-
-class RoutingError(Exception):
-    """Base class of the routing errors."""
-
-
-class MatcherSyntaxError(RoutingError, ValueError):
-    """A matcher string is not valid Alertmanager matcher syntax; the message says where."""
-
-
-class RoutingConfigError(RoutingError):
-    """The routing tree refers to receivers that are not defined.
-
-    ``problems`` holds one line per problem, each starting with the field's path.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
 
 # --- matchers ---------------------------------------------------------------------------------
 

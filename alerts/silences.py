@@ -16,7 +16,7 @@ What the HTTP API and the CLI call::
     store.list(SilenceState.ACTIVE)   # only those muting alerts now
     store.expire(silence.id)
 
-Exceptions (to move into ``alerts/errors.py``):
+Exceptions (in ``alerts/errors.py``):
 
     SilenceError
     ├── InvalidSilence          bad input: no matchers, matchers that match everything,
@@ -38,28 +38,15 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from alerts.errors import (
+    InvalidSilence,
+    MatcherSyntaxError,
+    SilenceAlreadyExpired,
+    SilenceNotFound,
+    SilenceStoreError,
+)
 from alerts.model import Alert, Labels
-from alerts.routing import Matcher, MatcherSyntaxError, format_matchers, parse_matchers
-
-
-class SilenceError(Exception):
-    """Base class of the silence errors."""
-
-
-class InvalidSilence(SilenceError, ValueError):
-    """The silence asked for cannot be created; the message says which field and why."""
-
-
-class SilenceNotFound(SilenceError, LookupError):
-    """No silence has the given id."""
-
-
-class SilenceAlreadyExpired(SilenceError):
-    """The silence has already ended."""
-
-
-class SilenceStoreError(SilenceError):
-    """The silence database cannot be used (path, permissions, corruption)."""
+from alerts.routing import Matcher, format_matchers, parse_matchers
 
 
 class SilenceState(StrEnum):

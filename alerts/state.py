@@ -34,7 +34,7 @@ When the evaluator cannot evaluate (no data, store unavailable) it should not ca
 unknown is not a recovery. After a gap (a restart), ``step`` trusts the last record: a pending
 alert whose hold has elapsed fires on the first evaluation that still holds.
 
-Exceptions (to move into ``alerts/errors.py``):
+Exceptions (in ``alerts/errors.py``):
 
     AlertStateError
     ├── InvalidEvaluation   the evaluation does not belong to this alert, or a time is naive
@@ -49,24 +49,13 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from alerts.errors import CorruptAlertState, InvalidEvaluation
 from alerts.model import Alert, AlertState, Labels, Severity, WindowBurn, labels_of
 
 DATA_VERSION = 1
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", Severity, AlertState)
-
-
-class AlertStateError(Exception):
-    """Base class of the alert state errors."""
-
-
-class InvalidEvaluation(AlertStateError, ValueError):
-    """``step`` was given an evaluation for another alert, or a naive datetime."""
-
-
-class CorruptAlertState(AlertStateError):
-    """Persisted alert state does not parse; the message names the field and what was wrong."""
 
 
 @dataclass(frozen=True, slots=True)

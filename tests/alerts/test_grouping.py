@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
+from alerts.errors import CorruptAlertState
 from alerts.grouping import Dispatch, GroupState, dispatch, inhibitions
 from alerts.model import Alert, AlertState, Notification, NotifyReason, Severity, labels_of
 from alerts.routing import RootRouteConfig, Route, build_route_tree, parse_duration
-from alerts.state import AlertRecord, AlertTiming, BurnEvaluation, CorruptAlertState, step
+from alerts.state import AlertRecord, AlertTiming, BurnEvaluation, step
 
 DATA = Path(__file__).parent / "data" / "grouping"
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -12,14 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from alerts.errors import MatcherSyntaxError, RoutingConfigError
 from alerts.model import labels_of
 from alerts.routing import (
     Matcher,
-    MatcherSyntaxError,
     MatchOp,
     RootRouteConfig,
     Route,
-    RoutingConfigError,
     build_route_tree,
     group_key,
     group_labels,

@@ -12,16 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
+from alerts.errors import InvalidSilence, SilenceAlreadyExpired, SilenceNotFound, SilenceStoreError
 from alerts.model import Alert, AlertState, Severity, labels_of
 from alerts.routing import parse_duration, parse_matchers
 from alerts.silences import (
-    InvalidSilence,
     Silence,
-    SilenceAlreadyExpired,
-    SilenceNotFound,
     SilenceState,
     SilenceStore,
-    SilenceStoreError,
     next_change_at,
     silenced_by,
     silenced_fingerprints,

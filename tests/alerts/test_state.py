@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from alerts.errors import CorruptAlertState, InvalidEvaluation
 from alerts.model import Alert, AlertState, Severity, WindowBurn, labels_of
 from alerts.routing import parse_duration
 from alerts.state import (
@@ -21,8 +22,6 @@ from alerts.state import (
     AlertRecord,
     AlertTiming,
     BurnEvaluation,
-    CorruptAlertState,
-    InvalidEvaluation,
     Step,
     alert_from_data,
     alert_to_data,
