@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from probe.errors import ProbeError
+from probe.errors import ConfigFieldError
 
 OVERFLOW: Final = ":overflow"
 """The route of every path beyond a cap."""
@@ -100,31 +100,6 @@ MAX_WORD_SEGMENT: Final = 64
 PATH_CACHE_SIZE: Final = 4096  # per service
 MAX_CACHED_PATH: Final = 256  # longer targets are rare; caching them would cost memory, not time
 WORD_CACHE_SIZE: Final = 4096
-
-
-class ConfigFieldError(ProbeError):
-    """A field of bytewatch's config file is invalid.
-
-    ``location`` is the field path from the top of the file, e.g. ``("routes", "patterns",
-    "payments", 2)``, so that the caller which read the file can map it to a line number.
-    (This belongs in ``probe/errors.py``; it lives here until that module's owner moves it.)
-    """
-
-    def __init__(self, location: tuple[str | int, ...], reason: str) -> None:
-        self.location = location
-        self.reason = reason
-        super().__init__(f"{format_location(location)}: {reason}")
-
-
-def format_location(location: tuple[str | int, ...]) -> str:
-    """``("routes", "patterns", "payments", 2)`` → ``routes.patterns.payments[2]``."""
-    text = ""
-    for part in location:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,8 +95,8 @@ from probe.body import (
     media_type_of,
     parse_json_prefix,
 )
+from probe.errors import ConfigFieldError
 from probe.model import NOT_INSPECTED, Verdict
-from probe.routes import ConfigFieldError
 
 MAX_BODY: Final = 64 * 1024
 """Bodies longer than this are cut first (the probe's capture is far shorter)."""

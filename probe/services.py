@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from probe.errors import ConfigFieldError
+
 _FIELDS = {"name", "comm", "port", "pid"}
-
-
-class ServiceConfigError(ValueError):
-    """A ``services:`` entry that cannot be used; the message names the field path."""
+Location = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,40 +51,42 @@ class ServiceMap:
         return comm
 
 
-def load_service_map(section: object, where: str = "services") -> ServiceMap:
+def load_service_map(section: object) -> ServiceMap:
     """Build a ``ServiceMap`` from the parsed YAML ``services:`` list."""
     if section is None:
         return ServiceMap()
     if not isinstance(section, list):
-        raise ServiceConfigError(f"{where}: expected a list of rules, got {type(section).__name__}")
-    rules = [_rule(item, f"{where}[{i}]") for i, item in enumerate(section)]
+        raise ConfigFieldError(
+            ("services",), f"expected a list of rules, got {type(section).__name__}"
+        )
+    rules = [_rule(item, ("services", i)) for i, item in enumerate(section)]
     return ServiceMap(tuple(rules))
 
 
-def _rule(item: object, where: str) -> ServiceRule:
+def _rule(item: object, where: Location) -> ServiceRule:
     if not isinstance(item, Mapping):
-        raise ServiceConfigError(f"{where}: expected a mapping with name and comm/port/pid")
+        raise ConfigFieldError(where, "expected a mapping with name and comm/port/pid")
     unknown = sorted(set(map(str, item)) - _FIELDS)
     if unknown:
-        raise ServiceConfigError(
-            f"{where}.{unknown[0]}: unknown field (expected one of {', '.join(sorted(_FIELDS))})"
+        raise ConfigFieldError(
+            (*where, unknown[0]), f"unknown field (expected one of {', '.join(sorted(_FIELDS))})"
         )
     name = item.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise ServiceConfigError(f"{where}.name: a non-empty service name is required")
+        raise ConfigFieldError((*where, "name"), "a non-empty service name is required")
     comm = item.get("comm")
     if comm is not None and (not isinstance(comm, str) or not 0 < len(comm) <= 15):
-        raise ServiceConfigError(f"{where}.comm: a process name of 1 to 15 characters")
-    port = _int(item.get("port"), f"{where}.port", 1, 65535)
-    pid = _int(item.get("pid"), f"{where}.pid", 1, 2**22)
+        raise ConfigFieldError((*where, "comm"), "a process name of 1 to 15 characters")
+    port = _int(item.get("port"), (*where, "port"), 1, 65535)
+    pid = _int(item.get("pid"), (*where, "pid"), 1, 2**22)
     if comm is None and port is None and pid is None:
-        raise ServiceConfigError(f"{where}: set at least one of comm, port, pid")
+        raise ConfigFieldError(where, "set at least one of comm, port, pid")
     return ServiceRule(name=name.strip(), comm=comm, port=port, pid=pid)
 
 
-def _int(value: object, where: str, low: int, high: int) -> int | None:
+def _int(value: object, where: Location, low: int, high: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ServiceConfigError(f"{where}: expected an integer from {low} to {high}")
+        raise ConfigFieldError(where, f"expected an integer from {low} to {high}")
     return value

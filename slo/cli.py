@@ -57,7 +57,7 @@ def _load_config_section(path: str | None, key: str, load: Callable[[object], ob
     Other sections are ignored. Raises ``InvalidSpec``; a field error from ``load`` gets the file,
     line and column of its field.
     """
-    from probe.routes import ConfigFieldError
+    from probe.errors import ConfigFieldError
     from slo.errors import InvalidSpec
     from slo.yamlpos import load_file
 

@@ -16,11 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from probe import routes
+from probe.errors import ConfigFieldError
 from probe.exchanges import RouteTemplater, path_of
 from probe.routes import (
     NOT_A_PATH,
     OVERFLOW,
-    ConfigFieldError,
     Router,
     RouteRules,
     load_route_rules,

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from bench.semantics_corpus import UNSET, CorpusCase, load_corpus
 from probe import semantics
+from probe.errors import ConfigFieldError
 from probe.exchanges import ResponseJudge
 from probe.model import NOT_INSPECTED, Verdict
-from probe.routes import ConfigFieldError
 from probe.semantics import (
     CLEAN,
     OTHER,
