@@ -5,7 +5,7 @@ The configuration is Alertmanager's ``route:`` block, so an SRE can paste theirs
     route:
       receiver: team-X-mails            # the default: alerts no child route takes
       group_by: ['alertname', 'service']  # or ['...'] for one group per alert
-      group_wait: 30s                   # defaults 30s / 5m / 4h, as in Alertmanager
+      group_wait: 30s                   # defaults 0s / 5m / 4h (Alertmanager: 30s / 5m / 4h)
       group_interval: 5m
       repeat_interval: 4h
       routes:
@@ -372,7 +372,11 @@ ReceiverName = Annotated[str, Field(min_length=1)]
 
 # --- configuration (the YAML edge) -----------------------------------------------------------
 
-DEFAULT_GROUP_WAIT = timedelta(seconds=30)
+# Alertmanager waits 30 s before a new group's first notification so that alerts Prometheus
+# evaluates at slightly different times arrive together. bytewatch evaluates every SLO in one
+# tick and each page already waited for its short window to confirm, so it sends at once: a
+# page must reach people within a minute of an outage starting. Set group_wait to batch.
+DEFAULT_GROUP_WAIT = timedelta(0)
 DEFAULT_GROUP_INTERVAL = timedelta(minutes=5)
 DEFAULT_REPEAT_INTERVAL = timedelta(hours=4)
 

@@ -81,7 +81,7 @@ class ProbeSettings(_Section):
     replay_speed: float = Field(default=0.0, ge=0)  # 0: as fast as possible; 1: real time
     capture_bytes: int = Field(default=3072, ge=64, le=4096)
     max_connections: int = Field(default=65536, ge=16)
-    nice: int = Field(default=10, ge=0, le=19)  # the agent yields to the services on a saturated host
+    nice: int = Field(default=10, ge=0, le=19)  # yields to the services on a saturated host
     filters: ProbeFilters = ProbeFilters()
 
 

@@ -84,8 +84,8 @@ OPENSLO_V1ALPHA = "openslo/v1alpha"
 
 DEFAULT_PERIOD_S = 30 * DAY
 DEFAULT_ALERT_NAME = "ErrorBudgetBurn"  # Pyrra's name for the same alert; users know it
-DEFAULT_PAGE_FOR_S = 2 * MINUTE
-DEFAULT_TICKET_FOR_S = 15 * MINUTE
+DEFAULT_PAGE_FOR_S = 0.0  # the short window of the pair already confirms; no `for:`, like Sloth
+DEFAULT_TICKET_FOR_S = 0.0
 DEFAULT_MIN_EVENTS = 20
 """The low-traffic guard of bytewatch/v1 SLOs: a window pair trips only if its long window saw
 at least this many requests. Below 20 requests a single failure is a 5 % error ratio: a

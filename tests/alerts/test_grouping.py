@@ -327,7 +327,7 @@ def firing(slo: str, started: datetime = START) -> Alert:
 
 
 def test_a_restart_that_loses_the_groups_sends_the_same_deduplication_key_again() -> None:
-    tree = tree_from({"receiver": "oncall"})
+    tree = tree_from({"receiver": "oncall", "group_wait": "30s"})
     alerts = [firing("a"), firing("b")]
     first = dispatch([], alerts, tree, START)
     first = dispatch(first.groups, alerts, tree, START + timedelta(seconds=30))
@@ -354,9 +354,13 @@ def test_repeats_of_one_incident_have_distinct_deduplication_keys() -> None:
 
 def test_a_group_whose_route_was_removed_is_dropped_without_a_notification() -> None:
     old_tree = tree_from(
-        {"receiver": "oncall", "routes": [{"matchers": ['slo="a"'], "receiver": "team"}]}
+        {
+            "receiver": "oncall",
+            "group_wait": "30s",
+            "routes": [{"matchers": ['slo="a"'], "receiver": "team"}],
+        }
     )
-    new_tree = tree_from({"receiver": "oncall"})
+    new_tree = tree_from({"receiver": "oncall", "group_wait": "30s"})
     alerts = [firing("a")]
     before = dispatch([], alerts, old_tree, START)
     after = dispatch(before.groups, alerts, new_tree, START + timedelta(minutes=1))

@@ -162,10 +162,11 @@ def test_receivers_the_tree_names_must_be_defined() -> None:
     ]
 
 
-def test_alertmanager_defaults_apply_when_the_file_sets_no_timers() -> None:
+def test_defaults_apply_when_the_file_sets_no_timers() -> None:
+    """Alertmanager's 5m and 4h; no group_wait, because a page cannot wait (routing.py)."""
     tree = tree_from({"receiver": "default"}, ["default"])
     assert (tree.group_wait, tree.group_interval, tree.repeat_interval) == (
-        timedelta(seconds=30),
+        timedelta(0),
         timedelta(minutes=5),
         timedelta(hours=4),
     )
