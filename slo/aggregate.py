@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from probe.model import HttpExchange
@@ -82,9 +82,22 @@ def merge_thresholds(
 class _Acc:
     """Counts of one (bucket or lifetime, endpoint, status class): mutable, hot path only."""
 
-    __slots__ = ("clean_hist", "clean_sum_s", "count", "errors", "hist", "sum_s")
+    __slots__ = (
+        "bucket",
+        "clean_hist",
+        "clean_sum_s",
+        "cls",
+        "count",
+        "errors",
+        "hist",
+        "key",
+        "sum_s",
+    )
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, key: EndpointKey, cls: str, bucket: int = 0) -> None:
+        self.key = key
+        self.cls = cls
+        self.bucket = bucket
         self.count = 0
         self.sum_s = 0.0
         self.clean_sum_s = 0.0
@@ -132,7 +145,7 @@ class Aggregator:
         *,
         bucket_s: int = DEFAULT_BUCKET_S,
         max_error_types: int = 10,
-        max_endpoints: int = 50_000,
+        max_endpoints: int = 10_000,
     ) -> None:
         if bucket_s <= 0:
             raise ValueError("bucket_s must be positive")
@@ -176,7 +189,7 @@ class Aggregator:
             raw = (int(ex.ts // width), ex.service, ex.direction, ex.method, ex.route, cls)
             acc = accs.get(raw)
             if acc is None:
-                acc = accs[raw] = self._open_acc(raw)
+                acc = self._open_acc(raw)
             latency = ex.latency_s
             acc.count += 1
             acc.sum_s += latency
@@ -194,7 +207,7 @@ class Aggregator:
                     errors = acc.errors = {}
                 kind = verdict.error_type or UNKNOWN_ERROR_TYPE
                 if kind not in errors:
-                    kind = self._admit_error_type(raw, kind)
+                    kind = self._admit_error_type(acc.key, kind)
                 errors[kind] = errors.get(kind, 0) + 1
             else:
                 acc.clean_hist[slot] += 1
@@ -215,16 +228,17 @@ class Aggregator:
     def _open_acc(self, raw: tuple[int, str, str, str, str, str]) -> _Acc:
         bucket, service, direction, method, route, cls = raw
         key = self._endpoint(service, direction, method, route)
-        # Two raw identities may share an endpoint (a method outside the list, overflow):
-        # they share one accumulator per bucket and class.
+        # Raw identities may share an endpoint (a method outside the list, the overflow
+        # route): they share one accumulator per bucket and class.
         canonical = (bucket, key.service, key.direction, key.method, key.route, cls)
         acc = self._open.get(canonical)
         if acc is None:
-            acc = self._open[canonical] = _Acc(len(self._bounds) + 1)
+            acc = self._open[canonical] = _Acc(len(self._bounds) + 1, key, cls, bucket)
+        if raw != canonical and (service, direction, method, route) in self._keys:
+            self._open[raw] = acc  # a shortcut, for known endpoints only: memory stays bounded
         return acc
 
-    def _admit_error_type(self, raw: tuple[int, str, str, str, str, str], kind: str) -> str:
-        key = self._endpoint(raw[1], raw[2], raw[3], raw[4])
+    def _admit_error_type(self, key: EndpointKey, kind: str) -> str:
         admitted = self._error_types.setdefault(key, set())
         if kind in admitted:
             return kind
@@ -267,18 +281,12 @@ class Aggregator:
 
     def _close_open(self) -> None:
         """Move open accumulators to the closed list and into the lifetime totals."""
-        seen: set[int] = set()
         export = self._export_bounds
-        for raw, acc in self._open.items():
-            if id(acc) in seen:
-                continue
-            seen.add(id(acc))
-            bucket, service, direction, method, route, cls = raw
-            key = self._endpoint(service, direction, method, route)
-            self._closed.append((bucket, key, cls, acc, self._bounds))
-            life = self._lifetime.get((key, cls))
+        for acc in _unique(self._open.values()):
+            self._closed.append((acc.bucket, acc.key, acc.cls, acc, self._bounds))
+            life = self._lifetime.get((acc.key, acc.cls))
             if life is None:
-                life = self._lifetime[(key, cls)] = _Acc(len(export) + 1)
+                life = self._lifetime[(acc.key, acc.cls)] = _Acc(len(export) + 1, acc.key, acc.cls)
             _accumulate(life, acc, self._bounds, export)
         self._open = {}
 
@@ -288,17 +296,12 @@ class Aggregator:
             export = self._export_bounds
             totals: dict[tuple[EndpointKey, str], _Acc] = {}
             for ident, life in self._lifetime.items():
-                total = totals[ident] = _Acc(len(export) + 1)
+                total = totals[ident] = _Acc(len(export) + 1, life.key, life.cls)
                 _accumulate(total, life, export, export)
-            seen: set[int] = set()
-            for raw, acc in self._open.items():
-                if id(acc) in seen:
-                    continue
-                seen.add(id(acc))
-                key = self._endpoint(raw[1], raw[2], raw[3], raw[4])
-                into = totals.get((key, raw[5]))
+            for acc in _unique(self._open.values()):
+                into = totals.get((acc.key, acc.cls))
                 if into is None:
-                    into = totals[(key, raw[5])] = _Acc(len(export) + 1)
+                    into = totals[(acc.key, acc.cls)] = _Acc(len(export) + 1, acc.key, acc.cls)
                 _accumulate(into, acc, self._bounds, export)
         classes: list[ClassTraffic] = []
         errors: dict[tuple[EndpointKey, str], int] = {}
@@ -399,7 +402,15 @@ def _counts_of(parts: list[tuple[str, _Acc, tuple[float, ...]]]) -> Counts:
     )
 
 
+def _unique(accs: Iterable[_Acc]) -> Iterator[_Acc]:
+    seen: set[int] = set()
+    for acc in accs:
+        if id(acc) not in seen:
+            seen.add(id(acc))
+            yield acc
+
+
 def _rebinned_acc(acc: _Acc, bounds: tuple[float, ...], target: tuple[float, ...]) -> _Acc:
-    out = _Acc(len(target) + 1)
+    out = _Acc(len(target) + 1, acc.key, acc.cls, acc.bucket)
     _accumulate(out, acc, bounds, target)
     return out

@@ -17,6 +17,7 @@ Business error types go in a second, usually absent blob: (type id, count) pairs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 
 from slo.model import Counts
 
@@ -110,12 +111,9 @@ def decode_counts(blob: bytes, bounds: tuple[float, ...]) -> Counts:
 
 
 def _cumulative(values: list[int], start: int, end: int, size: int) -> tuple[int, ...]:
-    out: list[int] = []
-    running = 0
-    for i in range(start, end):
-        running += values[i]
-        out.append(running)
-    out.extend([running] * (size - len(out)))
+    out = list(accumulate(values[start:end]))
+    if len(out) < size:
+        out.extend([out[-1] if out else 0] * (size - len(out)))
     return tuple(out)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
+from operator import add
 
 # --- measurements (sli-store): what the probe's exchanges add up to ---------------------------
 #
-# Imports this section needs: math, bisect.bisect_right, dataclasses.dataclass.
+# Imports this section needs: math, bisect.bisect_right, dataclasses.dataclass, operator.add.
 #
 # Counting rules, shared by the store, the health score and the exported metrics:
 # - a *server error* is a 5xx, any other status outside 1xx..4xx, or an exchange that never
@@ -114,8 +115,8 @@ class Counts:
             a.total + b.total,
             a.server_errors + b.server_errors,
             a.business_errors + b.business_errors,
-            tuple(x + y for x, y in zip(a.latency_le, b.latency_le, strict=True)),
-            tuple(x + y for x, y in zip(a.clean_le, b.clean_le, strict=True)),
+            tuple(map(add, a.latency_le, b.latency_le)),  # same bounds, so same lengths
+            tuple(map(add, a.clean_le, b.clean_le)),
             merge_error_types(a.error_types, b.error_types),
         )
 

@@ -75,6 +75,7 @@ _BASE_TIERS: tuple[tuple[int, int | None], ...] = (
     (HOUR, None),
 )
 _PRUNE_EVERY_S = MINUTE
+FUTURE_TOLERANCE_S = 5 * MINUTE  # clocks disagree a little; a bucket beyond is a wrong clock
 
 
 # These belong in slo/errors.py (SloError tree): StoreError
@@ -217,7 +218,7 @@ class SqliteSliStore:
         self._series: dict[str, Series] = {}
         self._series_of: dict[int, list[Series]] = {}  # endpoint id -> series that select it
         self._last_prune: dict[int, float] = {}
-        self.dropped = 0  # buckets older than every tier's retention when written
+        self.dropped = 0  # buckets older than every tier keeps, or too far in the future
         try:
             self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             self._open()
@@ -327,6 +328,10 @@ class SqliteSliStore:
         fed: list[tuple[int, BucketCounts]] = []
         self._db.execute("BEGIN IMMEDIATE")
         for item in batch:
+            if item.start_s > now + FUTURE_TOLERANCE_S:
+                # One wrong timestamp must not move every ring past the real data.
+                self.dropped += 1
+                continue
             eid = self._endpoint_id(item.key)
             kept = False
             for tier in self._tiers:

@@ -172,6 +172,17 @@ def test_late_counts_are_added_to_their_own_bucket(
     assert everything is not None and everything.total == 3
 
 
+def test_counts_from_a_wrong_clock_far_ahead_are_dropped_not_stored(
+    open_store: Callable[[], SqliteSliStore], clock: Clock
+) -> None:
+    store = open_store()
+    series = store.track(slo_spec(kind="availability", threshold=None))
+    key = EndpointKey(*USERS)
+    store.write([BucketCounts(T0, key, ONE), BucketCounts(T0 + 10 * DAY, key, ONE)])
+    assert series.good_total(300, T0 + 5) == (1, 1)
+    assert store.dropped == 1
+
+
 @pytest.mark.parametrize(
     ("key", "selected"),
     [
