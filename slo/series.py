@@ -134,11 +134,15 @@ class Series:
     def tiers(self) -> tuple[Tier, ...]:
         return self._tiers
 
-    def add(self, start_s: int, values: Sequence[int], tiers: Sequence[int] | None = None) -> None:
-        """Add one bucket's column values to every ring (or to the rings of ``tiers``)."""
-        for i, ring in enumerate(self._rings):
-            if tiers is None or i in tiers:
-                ring.add(start_s // ring.width, values)
+    def add(self, start_s: int, values: Sequence[int]) -> None:
+        """Add one bucket's column values to the ring of every tier."""
+        for ring in self._rings:
+            ring.add(start_s // ring.width, values)
+
+    def add_to_tier(self, tier_index: int, start_s: int, values: Sequence[int]) -> None:
+        """Add a bucket of one tier's stored history (the store rebuilding this series)."""
+        ring = self._rings[tier_index]
+        ring.add(start_s // ring.width, values)
 
     def sums(self, window_s: float, now: float) -> tuple[int, ...]:
         """Column sums over the window of ``window_s`` seconds that ends at ``now``."""

@@ -221,9 +221,16 @@ class SqliteSliStore:
         self.dropped = 0  # buckets older than every tier keeps, or too far in the future
         try:
             self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-            self._open()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self._path}: cannot open the SLI store: {exc}") from exc
+        try:
+            self._open()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreUnavailable(f"{self._path}: cannot open the SLI store: {exc}") from exc
+        except StoreError:
+            self._db.close()
+            raise
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -497,7 +504,7 @@ class SqliteSliStore:
             for eid, bucket, bid, data in self._history(tier, now, listeners):
                 counts = self._decode(bid, data, None)
                 for series, index in listeners[eid]:
-                    series.add(bucket, series.spec.measure(counts), (index,))
+                    series.add_to_tier(index, bucket, series.spec.measure(counts))
         return made
 
     def _history(

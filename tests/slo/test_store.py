@@ -288,6 +288,12 @@ def test_a_file_of_another_schema_version_is_refused(tmp_path: Path) -> None:
         SqliteSliStore(tmp_path / "sli.db")
 
 
+def test_a_file_that_is_not_a_store_is_refused_with_its_path(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a database, just words " * 100)
+    with pytest.raises(StoreUnavailable, match=r"notes\.txt: cannot open .*not a database"):
+        SqliteSliStore(tmp_path / "notes.txt")
+
+
 def test_a_path_that_cannot_be_opened_is_named_in_the_error(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match=r"missing/sli\.db: cannot open"):
         SqliteSliStore(tmp_path / "missing" / "sli.db")
