@@ -142,10 +142,12 @@ class HealthScorer:
         """Every service that served something within the retention, by name."""
         at = self._clock() if now is None else now
         windows = self._windows(windows_s)
+        tracked = self._sync()
+        types = self._error_types(_served, windows, at) if error_types else None
         endpoints: dict[str, list[EndpointHealth]] = {}
-        for key, tracked in self._sync().items():
+        for key, found in tracked.items():
             endpoints.setdefault(key.service, []).append(
-                self._endpoint(key, tracked, at, windows, error_types)
+                self._endpoint(key, found, at, windows, types)
             )
         top = self._config.top_error_types
         return [_service(name, found, windows, top) for name, found in sorted(endpoints.items())]
@@ -161,12 +163,23 @@ class HealthScorer:
         """One service's health, or None when the store has never seen it serve anything."""
         at = self._clock() if now is None else now
         windows = self._windows(windows_s)
-        found = [
-            self._endpoint(key, tracked, at, windows, error_types)
-            for key, tracked in self._sync().items()
-            if key.service == name
-        ]
-        return _service(name, found, windows, self._config.top_error_types) if found else None
+        tracked = {key: t for key, t in self._sync().items() if key.service == name}
+        if not tracked:
+            return None
+
+        def selects(key: EndpointKey) -> bool:
+            return key.service == name and _served(key)
+
+        types = self._error_types(selects, windows, at) if error_types else None
+        found = [self._endpoint(key, t, at, windows, types) for key, t in tracked.items()]
+        return _service(name, found, windows, self._config.top_error_types)
+
+    def _error_types(
+        self, selects: Callable[[EndpointKey], bool], windows: tuple[float, ...], now: float
+    ) -> list[dict[EndpointKey, tuple[tuple[str, int], ...]]]:
+        """Per window, the top error types of every selected endpoint (one store scan each)."""
+        top = self._config.top_error_types
+        return [self._store.error_types_by_endpoint(selects, w, now, top) for w in windows]
 
     def _windows(self, windows_s: tuple[float, ...] | None) -> tuple[float, ...]:
         if windows_s is None:
@@ -214,18 +227,18 @@ class HealthScorer:
         tracked: _Tracked,
         now: float,
         windows: tuple[float, ...],
-        error_types: bool,
+        error_types: list[dict[EndpointKey, tuple[tuple[str, int], ...]]] | None,
     ) -> EndpointHealth:
         scores = []
-        for window in windows:
+        for i, window in enumerate(windows):
             requests, available, correct, fast, good = tracked.series.sums(window, now)
-            top: tuple[tuple[str, int], ...] = ()
-            if error_types and correct < requests:
-                top = self._store.error_types(
-                    _exactly(key), window, now, self._config.top_error_types
-                )
+            top = error_types[i].get(key, ()) if error_types is not None else ()
             scores.append(HealthScore(window, requests, available, correct, fast, good, top))
         return EndpointHealth(key, tracked.target_s, tuple(scores))
+
+
+def _served(key: EndpointKey) -> bool:
+    return key.direction == SERVER_SIDE
 
 
 def _exactly(key: EndpointKey) -> Callable[[EndpointKey], bool]:

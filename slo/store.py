@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from slo.codec import (
     CorruptRow,
@@ -76,6 +76,7 @@ _BASE_TIERS: tuple[tuple[int, int | None], ...] = (
 )
 _PRUNE_EVERY_S = MINUTE
 FUTURE_TOLERANCE_S = 5 * MINUTE  # clocks disagree a little; a bucket beyond is a wrong clock
+_IN_LIMIT = 500  # up to this many endpoints SQLite filters them (``IN``); beyond, Python does
 
 
 # These belong in slo/errors.py (SloError tree): StoreError
@@ -129,6 +130,10 @@ class SliStore(Protocol):
         self, selects: Selects, window_s: float, now: float, limit: int = 5
     ) -> tuple[tuple[str, int], ...]: ...
 
+    def error_types_by_endpoint(
+        self, selects: Selects, window_s: float, now: float, limit: int | None = 5
+    ) -> dict[EndpointKey, tuple[tuple[str, int], ...]]: ...
+
     def close(self) -> None: ...
 
 
@@ -181,11 +186,13 @@ CREATE TABLE IF NOT EXISTS counts (
     bounds INTEGER NOT NULL,
     data BLOB NOT NULL,         -- slo.codec.encode_counts
     errors BLOB,                -- slo.codec.encode_error_types; NULL when none
-    PRIMARY KEY (tier, endpoint, bucket)
+    -- Time-major: a flush rewrites a few contiguous pages per tier (not one page per
+    -- endpoint), and pruning is a range delete; reading one endpoint scans a time range.
+    PRIMARY KEY (tier, bucket, endpoint)
 ) WITHOUT ROWID;
 """
 
-_RowKey = tuple[int, int, int]  # (tier width, endpoint id, bucket start)
+_RowKey = tuple[int, int, int]  # (tier width, bucket start, endpoint id)
 
 
 class SqliteSliStore:
@@ -257,10 +264,11 @@ class SqliteSliStore:
                 "DELETE FROM counts WHERE tier=? AND bucket<?",
                 (tier.width_s, self._oldest(tier, now)),
             )
+        # Whatever is kept has a row in the coarsest tier, the one that keeps the longest.
         db.execute(
-            "DELETE FROM endpoints WHERE NOT EXISTS (SELECT 1 FROM counts "  # noqa: S608
-            f"WHERE tier IN ({marks}) AND endpoint=endpoints.id)",
-            widths,
+            "DELETE FROM endpoints WHERE id NOT IN "
+            "(SELECT DISTINCT endpoint FROM counts WHERE tier=?)",
+            (self._tiers[-1].width_s,),
         )
         db.execute("COMMIT")
         self._load_ids()
@@ -347,7 +355,7 @@ class SqliteSliStore:
                 if start < oldest[width]:
                     continue
                 kept = True
-                ident = (width, eid, start)
+                ident = (width, start, eid)
                 current = rows.get(ident)
                 if current is None:
                     current = self._hot.get(ident)
@@ -369,13 +377,13 @@ class SqliteSliStore:
                     encode_counts(counts),
                     encode_error_types(counts.error_types, self._type_id),
                 )
-                for (width, eid, start), counts in rows.items()
+                for (width, start, eid), counts in rows.items()
             ],
         )
         self._prune(now)
         self._db.execute("COMMIT")
         # Committed: now memory may follow.
-        for width, _, start in rows:
+        for width, start, _ in rows:
             if start > self._newest.get(width, -1):
                 self._newest[width] = start
         self._hot.update(rows)
@@ -386,7 +394,7 @@ class SqliteSliStore:
 
     def _load(self, ident: _RowKey) -> Counts | None:
         row = self._db.execute(
-            "SELECT bounds, data, errors FROM counts WHERE tier=? AND endpoint=? AND bucket=?",
+            "SELECT bounds, data, errors FROM counts WHERE tier=? AND bucket=? AND endpoint=?",
             ident,
         ).fetchone()
         return None if row is None else self._decode(row[0], row[1], row[2])
@@ -394,22 +402,19 @@ class SqliteSliStore:
     def _evict_hot(self) -> None:
         """Keep only each tier's newest two buckets: older ones rarely change again."""
         keep = {w: newest - w for w, newest in self._newest.items()}
-        stale = [ident for ident in self._hot if ident[2] < keep[ident[0]]]
+        stale = [ident for ident in self._hot if ident[1] < keep[ident[0]]]
         for ident in stale:
             del self._hot[ident]
 
     def _prune(self, now: float) -> None:
-        ids = [(eid,) for eid in self._endpoint_ids.values()]
         for tier in self._tiers:
             last = self._last_prune.get(tier.width_s)
             if last is not None and now - last < max(tier.width_s, _PRUNE_EVERY_S):
                 continue
             self._last_prune[tier.width_s] = now
-            oldest = self._oldest(tier, now)
-            self._db.executemany(
-                f"DELETE FROM counts WHERE tier={tier.width_s} AND endpoint=? "  # noqa: S608
-                f"AND bucket<{oldest}",
-                ids,
+            self._db.execute(
+                "DELETE FROM counts WHERE tier=? AND bucket<?",
+                (tier.width_s, self._oldest(tier, now)),
             )
 
     def _endpoint_id(self, key: EndpointKey) -> int:
@@ -510,23 +515,18 @@ class SqliteSliStore:
     def _history(
         self, tier: Tier, now: float, endpoints: Iterable[int]
     ) -> Iterable[tuple[int, int, int, bytes]]:
-        wanted = list(endpoints)
-        oldest = self._oldest(tier, now)
-        if len(wanted) * 2 > len(self._endpoint_ids):
-            wanted_set = set(wanted)
-            for row in self._db.execute(
-                "SELECT endpoint, bucket, bounds, data FROM counts WHERE tier=? AND bucket>=?",
-                (tier.width_s, oldest),
-            ):
-                if row[0] in wanted_set:
-                    yield row
+        """The tier's kept rows of some endpoints: one scan of its time range."""
+        wanted = set(endpoints)
+        query = "SELECT endpoint, bucket, bounds, data FROM counts WHERE tier=? AND bucket>=?"
+        args: list[int] = [tier.width_s, self._oldest(tier, now)]
+        if len(wanted) <= _IN_LIMIT:
+            query += f" AND endpoint IN ({','.join('?' * len(wanted))})"
+            args += wanted
+            yield from self._db.execute(query, args)
             return
-        for eid in wanted:
-            yield from self._db.execute(
-                "SELECT endpoint, bucket, bounds, data FROM counts "
-                "WHERE tier=? AND endpoint=? AND bucket>=?",
-                (tier.width_s, eid, oldest),
-            )
+        for row in self._db.execute(query, args):
+            if row[0] in wanted:
+                yield row
 
     def untrack(self, name: str) -> None:
         with self._lock:
@@ -544,7 +544,7 @@ class SqliteSliStore:
         """Exact counts (with error types) of the selected endpoints over a window, from the
         file; None when nothing was stored for them in it."""
         total: Counts | None = None
-        for bid, data, errors in self._window_rows(selects, window_s, now, "bounds, data, errors"):
+        for _, bid, data, errors in self._window_rows(selects, window_s, now):
             counts = self._decode(bid, data, errors)
             total = counts if total is None else total + counts
         return total
@@ -553,37 +553,48 @@ class SqliteSliStore:
         self, selects: Selects, window_s: float, now: float, limit: int = 5
     ) -> tuple[tuple[str, int], ...]:
         """The most frequent business error types of the selected endpoints over a window."""
-        groups: list[tuple[tuple[str, int], ...]] = []
-        for (blob,) in self._window_rows(selects, window_s, now, "errors", errors_only=True):
+        found = self.error_types_by_endpoint(selects, window_s, now, limit=None)
+        return merge_error_types(*found.values(), limit=limit)
+
+    def error_types_by_endpoint(
+        self, selects: Selects, window_s: float, now: float, limit: int | None = 5
+    ) -> dict[EndpointKey, tuple[tuple[str, int], ...]]:
+        """The most frequent business error types of each selected endpoint over a window
+        (endpoints without any are left out): one scan, however many endpoints."""
+        groups: dict[int, list[tuple[tuple[str, int], ...]]] = {}
+        for eid, _, _, blob in self._window_rows(selects, window_s, now, errors_only=True):
             try:
-                groups.append(decode_error_types(blob, self._type_names.__getitem__))
+                types = decode_error_types(blob, self._type_names.__getitem__)
             except (CorruptRow, KeyError) as exc:
                 raise StoreCorrupt(f"{self._path}: a stored row does not decode: {exc}") from exc
-        return merge_error_types(*groups, limit=limit)
+            groups.setdefault(eid, []).append(types)
+        with self._lock:
+            keys = {eid: key for key, eid in self._endpoint_ids.items() if eid in groups}
+        return {keys[eid]: merge_error_types(*found, limit=limit) for eid, found in groups.items()}
 
     def _window_rows(
-        self,
-        selects: Selects,
-        window_s: float,
-        now: float,
-        columns: str,
-        *,
-        errors_only: bool = False,
-    ) -> list[Any]:
+        self, selects: Selects, window_s: float, now: float, *, errors_only: bool = False
+    ) -> list[tuple[int, int, bytes, bytes | None]]:
+        """(endpoint, bounds, data, errors) of the selected endpoints' rows in a window."""
         tier = tier_for(self._tiers, window_s)
         first = int((now - window_s) // tier.width_s) * tier.width_s
         last = int(now // tier.width_s) * tier.width_s
-        extra = " AND errors IS NOT NULL" if errors_only else ""
         query = (
-            f"SELECT {columns} FROM counts "  # noqa: S608 (fixed column lists)
-            f"WHERE tier=? AND endpoint=? AND bucket>=? AND bucket<=?{extra}"
+            "SELECT endpoint, bounds, data, errors FROM counts "
+            "WHERE tier=? AND bucket>=? AND bucket<=?"
         )
+        if errors_only:
+            query += " AND errors IS NOT NULL"
         with self._lock:
-            eids = [eid for key, eid in self._endpoint_ids.items() if selects(key)]
+            wanted = {eid for key, eid in self._endpoint_ids.items() if selects(key)}
+            if not wanted:
+                return []
+            args: list[int] = [tier.width_s, first, last]
+            if len(wanted) <= _IN_LIMIT:
+                query += f" AND endpoint IN ({','.join('?' * len(wanted))})"
+                args += wanted
             try:
-                rows: list[Any] = []
-                for eid in eids:
-                    rows += self._db.execute(query, (tier.width_s, eid, first, last))
+                rows = self._db.execute(query, args).fetchall()
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"{self._path}: cannot read counts: {exc}") from exc
-        return rows
+        return [row for row in rows if row[0] in wanted]

@@ -280,6 +280,24 @@ def test_the_most_frequent_error_types_of_a_window(
     )
 
 
+def test_error_types_of_every_endpoint_in_one_read(
+    open_store: Callable[[], SqliteSliStore], clock: Clock
+) -> None:
+    store = open_store()
+    aggregator = Aggregator()
+    aggregator.add(
+        [exchange(T0, route="/a", business_error="declined")] * 2
+        + [exchange(T0, route="/b", business_error="limit")]
+        + [exchange(T0, route="/c")]
+    )
+    store.write(aggregator.drain())
+    found = store.error_types_by_endpoint(endpoint_selector("payments"), 300, T0 + 5)
+    assert found == {
+        EndpointKey("payments", "server", "GET", "/a"): (("declined", 2),),
+        EndpointKey("payments", "server", "GET", "/b"): (("limit", 1),),
+    }
+
+
 def test_a_file_of_another_schema_version_is_refused(tmp_path: Path) -> None:
     SqliteSliStore(tmp_path / "sli.db").close()
     with sqlite3.connect(tmp_path / "sli.db") as db:
