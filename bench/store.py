@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from slo.aggregate import DEFAULT_BOUNDS_S
+from slo.health import HealthScorer
 from slo.model import BucketCounts, Counts, EndpointKey
 from slo.series import SeriesSpec
 from slo.store import DAY, HOUR, MINUTE, SqliteSliStore, endpoint_selector, sli_measure
@@ -169,6 +170,17 @@ def main() -> None:
                 for window in windows:
                     s.good_total(window, now)
             reads.append(time.perf_counter() - began)
+
+        health = HealthScorer(store, clock=lambda: clock[0])
+        began = time.perf_counter()
+        health.services()
+        health_first_s = time.perf_counter() - began
+        began = time.perf_counter()
+        health.services()
+        health_s = time.perf_counter() - began
+        began = time.perf_counter()
+        health.services(error_types=False, windows_s=(300.0,))
+        scrape_s = time.perf_counter() - began
         store.close()
 
     size_mb = size / 1e6
@@ -191,6 +203,9 @@ def main() -> None:
         "rebuild_one_slo_ms": round(one_rebuild_s * 1000, 1),
         "read_all_windows_ms_median": round(read_ms, 1),
         "read_target_ms": READ_TARGET_MS,
+        "health_first_call_s": round(health_first_s, 2),
+        "health_all_endpoints_ms": round(health_s * 1000, 1),
+        "health_for_metrics_scrape_ms": round(scrape_s * 1000, 1),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     width = max(len(k) for k in results)

@@ -165,3 +165,14 @@ def tier_for(tiers: Sequence[Tier], window_s: float) -> Tier:
         if tier.span_s >= window_s:
             return tier
     return tiers[-1]
+
+
+def coarse_tier_for(tiers: Sequence[Tier], window_s: float, buckets: int = 30) -> Tier:
+    """The coarsest tier that covers the window in at least ``buckets`` buckets (else the
+    finest covering one): for answers that need not be exact to the bucket, such as a top
+    list of error types, at a fraction of the rows."""
+    found = tier_for(tiers, window_s)
+    for tier in tiers[tiers.index(found) + 1 :]:
+        if tier.span_s >= window_s and tier.width_s * buckets <= window_s:
+            found = tier
+    return found

@@ -60,7 +60,7 @@ from slo.model import (
     good_of,
     merge_error_types,
 )
-from slo.series import Measure, Selects, Series, SeriesSpec, Tier, tier_for
+from slo.series import Measure, Selects, Series, SeriesSpec, Tier, coarse_tier_for, tier_for
 
 MINUTE = 60
 HOUR = 3600
@@ -562,7 +562,12 @@ class SqliteSliStore:
         """The most frequent business error types of each selected endpoint over a window
         (endpoints without any are left out): one scan, however many endpoints."""
         groups: dict[int, list[tuple[tuple[str, int], ...]]] = {}
-        for eid, _, _, blob in self._window_rows(selects, window_s, now, errors_only=True):
+        # A top list need not be exact to the bucket: a tier with ~30 buckets in the window
+        # answers (a 1 h window reads 60 one-minute rows per endpoint, not 360).
+        rows = self._window_rows(
+            selects, window_s, now, errors_only=True, tier=coarse_tier_for(self._tiers, window_s)
+        )
+        for eid, _, _, blob in rows:
             try:
                 types = decode_error_types(blob, self._type_names.__getitem__)
             except (CorruptRow, KeyError) as exc:
@@ -573,10 +578,16 @@ class SqliteSliStore:
         return {keys[eid]: merge_error_types(*found, limit=limit) for eid, found in groups.items()}
 
     def _window_rows(
-        self, selects: Selects, window_s: float, now: float, *, errors_only: bool = False
+        self,
+        selects: Selects,
+        window_s: float,
+        now: float,
+        *,
+        errors_only: bool = False,
+        tier: Tier | None = None,
     ) -> list[tuple[int, int, bytes, bytes | None]]:
         """(endpoint, bounds, data, errors) of the selected endpoints' rows in a window."""
-        tier = tier_for(self._tiers, window_s)
+        tier = tier or tier_for(self._tiers, window_s)
         first = int((now - window_s) // tier.width_s) * tier.width_s
         last = int(now // tier.width_s) * tier.width_s
         query = (

@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from slo.model import Counts
-from slo.series import Series, SeriesSpec, Tier, tier_for
+from slo.series import Series, SeriesSpec, Tier, coarse_tier_for, tier_for
+from slo.store import DAY, HOUR, default_tiers
 
 TIERS = (Tier(10, 60), Tier(60, 600))
 
@@ -80,3 +81,14 @@ def test_good_total_reads_a_two_column_series() -> None:
     )
     series.add(0, series.spec.measure(Counts((1.0,), 10, 1, 0, (9,), (9,))))
     assert series.good_total(60, 5) == (9, 10)
+
+
+@pytest.mark.parametrize(
+    ("window_s", "width_s"),
+    [(300, 10), (HOUR, 60), (6 * HOUR, 600), (DAY, 600), (30 * DAY, 3600)],
+    ids=["5m", "1h", "6h", "1d", "30d"],
+)
+def test_rough_answers_read_a_tier_with_about_30_buckets_in_the_window(
+    window_s: int, width_s: int
+) -> None:
+    assert coarse_tier_for(default_tiers(), window_s).width_s == width_s

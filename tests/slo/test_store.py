@@ -95,9 +95,16 @@ def traffic(clock: Clock, seconds: int, rng: random.Random) -> Iterator[list[Buc
 WINDOWS = [300, 1800, HOUR, 2 * HOUR, 6 * HOUR, DAY]
 
 
+@pytest.mark.parametrize(
+    "in_limit", [500, 0], ids=["SQLite picks the endpoints", "Python picks the endpoints"]
+)
 def test_window_sums_in_memory_equal_the_counts_read_back_from_the_file(
-    open_store: Callable[[], SqliteSliStore], clock: Clock
+    open_store: Callable[[], SqliteSliStore],
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    in_limit: int,
 ) -> None:
+    monkeypatch.setattr("slo.store._IN_LIMIT", in_limit)
     store = open_store()
     series = store.track(slo_spec())
     for batch in traffic(clock, 3 * HOUR, random.Random(1)):
@@ -112,9 +119,16 @@ def test_window_sums_in_memory_equal_the_counts_read_back_from_the_file(
         ), f"window {window}"
 
 
+@pytest.mark.parametrize(
+    "in_limit", [500, 0], ids=["SQLite picks the endpoints", "Python picks the endpoints"]
+)
 def test_an_slo_tracked_late_sees_the_whole_history(
-    open_store: Callable[[], SqliteSliStore], clock: Clock
+    open_store: Callable[[], SqliteSliStore],
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    in_limit: int,
 ) -> None:
+    monkeypatch.setattr("slo.store._IN_LIMIT", in_limit)
     store = open_store()
     early = store.track(slo_spec("early"))
     for batch in traffic(clock, 2 * HOUR, random.Random(2)):
