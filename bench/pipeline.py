@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
+import inspect
 import io
 import json
 import random
@@ -39,7 +40,8 @@ from probe import jsonl
 from probe.model import NOT_INSPECTED, Direction, HttpExchange, Verdict
 from slo.aggregate import Aggregator
 
-RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "pipeline.json"
 TARGET_PER_S = 100_000
 T0 = 1_767_225_600.0
 ERROR_TYPES = ("insufficient_balance", "card_declined", "limit_exceeded", "frozen", "invalid")
@@ -116,6 +118,12 @@ def aggregate_in_batches(exchanges: list[HttpExchange], batch: int = 10_000) -> 
     return counted + sum(bc.counts.total for bc in aggregator.drain())
 
 
+def _ours(module: str) -> bool:
+    """Whether ``module`` exists in this checkout (an editable install may find another's)."""
+    spec = importlib.util.find_spec(module)
+    return spec is not None and spec.origin is not None and spec.origin.startswith(str(ROOT))
+
+
 RouteFn = Callable[[str, str], str]
 JudgeFn = Callable[[HttpExchange, bytes], object]
 BODIES = (
@@ -130,7 +138,7 @@ BODY_WEIGHTS = (49, 30, 19, 1, 1)
 
 def router_or_none() -> RouteFn | None:
     """``probe.routes.Router().route`` when that module exists (it is written in parallel)."""
-    if importlib.util.find_spec("probe.routes") is None:
+    if not _ours("probe.routes"):
         return None
     routes = importlib.import_module("probe.routes")
     route: RouteFn = routes.Router().route
@@ -138,21 +146,27 @@ def router_or_none() -> RouteFn | None:
 
 
 def judge_or_none() -> JudgeFn | None:
-    """``probe.semantics.Classifier().judge`` when that module exists, adapted to one call."""
-    if importlib.util.find_spec("probe.semantics") is None:
+    """``probe.semantics.Classifier().judge`` when that module exists, adapted to one call
+    (it takes the headers either as a lookup function or as pairs, depending on its version)."""
+    if not _ours("probe.semantics"):
         return None
     classifier = importlib.import_module("probe.semantics").Classifier()
-    headers = (("content-type", "application/json"),)
+    pairs = (("content-type", "application/json"),)
+    by_lookup = "header" in inspect.signature(classifier.judge).parameters
+
+    def header(name: str) -> str | None:
+        return "application/json" if name == "content-type" else None
 
     def judge(exchange: HttpExchange, body: bytes) -> object:
+        headers = {"header": header} if by_lookup else {"headers": pairs}
         return classifier.judge(
             service=exchange.service,
             route=exchange.route,
             method=exchange.method,
             status=exchange.status,
-            headers=headers,
             body=body,
             body_truncated=False,
+            **headers,
         )
 
     return judge

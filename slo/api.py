@@ -34,7 +34,7 @@ from slo.model import EndpointHealth, HealthScore, ServiceHealth
 from slo.store import StoreError
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9464
+DEFAULT_PORT = 9477  # slo.settings ApiSettings.listen
 
 WindowQuery = Annotated[
     str | None,
