@@ -14,6 +14,7 @@ from slo.aggregate import Aggregator
 from slo.api import create_app, format_window, parse_window
 from slo.health import HealthConfig, HealthScorer, LatencyTargets
 from slo.metrics import BytewatchCollector
+from slo.model import ServiceHealth
 from slo.store import SqliteSliStore, StoreUnavailable
 from tests.slo.exchange_data import SAMPLE_BOUNDS, T0, sample_exchanges
 
@@ -122,18 +123,35 @@ def test_healthz_is_ok_and_names_failing_checks(scorer: HealthScorer) -> None:
     assert response.json() == {"status": "unhealthy", "problems": ["probe detached"]}
 
 
-def test_a_store_failure_is_a_503_with_its_reason(scorer: HealthScorer) -> None:
-    class Broken:
-        windows_s = (300.0,)
+class BrokenStore:
+    """A health provider whose store has gone away."""
 
-        def services(self, **_: object) -> list[object]:
-            raise StoreUnavailable("/var/lib/bytewatch/sli.db: cannot read counts: disk I/O error")
+    windows_s = (300.0,)
 
-        def service(self, name: str, **_: object) -> None:
-            raise AssertionError("not called")
+    def services(
+        self,
+        *,
+        now: float | None = None,
+        windows_s: tuple[float, ...] | None = None,
+        error_types: bool = True,
+    ) -> list[ServiceHealth]:
+        raise StoreUnavailable("/var/lib/bytewatch/sli.db: cannot read counts: disk I/O error")
 
-    app = create_app(health=Broken(), registry=CollectorRegistry())  # type: ignore[arg-type]
-    response = TestClient(app).get("/health-score")
+    def service(
+        self,
+        name: str,
+        *,
+        now: float | None = None,
+        windows_s: tuple[float, ...] | None = None,
+        error_types: bool = True,
+    ) -> ServiceHealth | None:
+        return self.services()[0]
+
+
+@pytest.mark.parametrize("path", ["/health-score", "/health-score/payments"])
+def test_a_store_failure_is_a_503_with_its_reason(path: str) -> None:
+    app = create_app(health=BrokenStore(), registry=CollectorRegistry())
+    response = TestClient(app).get(path)
     assert response.status_code == 503
     assert "disk I/O error" in response.json()["detail"]
 
