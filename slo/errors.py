@@ -4,9 +4,12 @@ SloError
 ├── InvalidSpec       one or more SLO files (or a YAML file ``yamlpos`` read) are unreadable or
 │                     wrong; ``problems`` lists every one of them, each with file, line, column
 │                     and field path, so a user can fix them all in one pass
-└── RulesUnsupported  an SLO is valid but cannot be written as Prometheus rules (its SLI comes
-                      from a source other than Prometheus, or a budgeting method rules cannot
-                      express); the message names the SLO and says why
+├── RulesUnsupported  an SLO is valid but cannot be written as Prometheus rules (its SLI comes
+│                     from a source other than Prometheus, or a budgeting method rules cannot
+│                     express); the message names the SLO and says why
+└── StoreError
+    ├── StoreUnavailable  the SLI database cannot be opened, read or written (path and reason)
+    └── StoreCorrupt      a stored row does not decode, or the schema is not this version's
 """
 
 from __future__ import annotations
@@ -56,3 +59,15 @@ class InvalidSpec(SloError):
 
 class RulesUnsupported(SloError):
     """A valid SLO that Prometheus rules cannot express; the message says which and why."""
+
+
+class StoreError(SloError):
+    """Base class of the SLI store's errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be opened, read or written; the message names the path and why."""
+
+
+class StoreCorrupt(StoreError):
+    """The database holds something this version cannot read."""
