@@ -264,3 +264,139 @@ def create_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+# --- /api/v1: SLOs, alerts, silences ------------------------------------------------------------
+#
+# The routers take providers that speak plain JSON-ready values, so this module depends on no
+# alerting type: the composition root (slo/app.py) adapts the evaluator and the alert pipeline.
+
+
+class SloProvider(Protocol):
+    def slos(self) -> list[dict[str, object]]: ...
+
+    def slo(self, name: str) -> dict[str, object] | None: ...
+
+
+class AlertsProvider(Protocol):
+    def alerts(self) -> list[dict[str, object]]: ...
+
+    def silences(self) -> list[dict[str, object]]: ...
+
+    def create_silence(self, request: SilenceIn) -> dict[str, object]: ...
+
+    def expire_silence(self, silence_id: str) -> dict[str, object]: ...
+
+
+class SilenceIn(BaseModel):
+    """A silence to create: Alertmanager matcher strings, an end, who and why."""
+
+    matchers: list[str] = Field(min_length=1, examples=[['slo="checkout-orders"']])
+    ends_at: datetime | None = Field(default=None, description="or give duration")
+    duration: str | None = Field(default=None, examples=["2h"], description="from now")
+    starts_at: datetime | None = None
+    created_by: str = Field(min_length=1)
+    comment: str = Field(min_length=1)
+
+
+class ProviderError(Exception):
+    """A provider refused a request; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def bearer_guard(token: str | None) -> Callable[[Request], None]:
+    """A dependency that admits a request only with ``Authorization: Bearer <token>``.
+
+    With no token configured, nothing that changes state is allowed at all: an API bound to a
+    public address by mistake must not let anyone silence a page.
+    """
+    import hmac
+
+    def guard(request: Request) -> None:
+        if token is None:
+            raise HTTPException(
+                status_code=403,
+                detail="changes need api.token in the configuration (BYTEWATCH_API__TOKEN)",
+            )
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                status_code=401,
+                detail="a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return guard
+
+
+def slo_router(provider: SloProvider) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["slos"])
+
+    @router.get("/slos", summary="Every SLO: status, SLI and burn rate per window, budget")
+    def list_slos() -> dict[str, object]:
+        return {"slos": provider.slos()}
+
+    @router.get(
+        "/slos/{name}",
+        summary="One SLO by id (service-name) or by name",
+        responses={404: {"model": ErrorOut}},
+    )
+    def one_slo(name: str) -> dict[str, object]:
+        found = provider.slo(name)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"no SLO named {name!r}")
+        return found
+
+    return router
+
+
+def alerts_router(provider: AlertsProvider, token: str | None) -> APIRouter:
+    from fastapi import Depends
+
+    router = APIRouter(prefix="/api/v1", tags=["alerts"])
+    guarded = [Depends(bearer_guard(token))]
+
+    def call(action: Callable[[], dict[str, object]]) -> dict[str, object]:
+        try:
+            return action()
+        except ProviderError as exc:
+            raise HTTPException(status_code=exc.status, detail=exc.detail) from exc
+
+    @router.get("/alerts", summary="Pending and firing alerts, with silenced/inhibited flags")
+    def list_alerts() -> dict[str, object]:
+        return {"alerts": provider.alerts()}
+
+    @router.get("/silences", summary="Every silence, the latest start first")
+    def list_silences() -> dict[str, object]:
+        return {"silences": provider.silences()}
+
+    @router.post(
+        "/silences",
+        status_code=201,
+        dependencies=guarded,
+        summary="Create a silence (bearer token required)",
+        responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    )
+    def create_silence(body: SilenceIn) -> dict[str, object]:
+        return call(lambda: provider.create_silence(body))
+
+    @router.delete(
+        "/silences/{silence_id}",
+        dependencies=guarded,
+        summary="Expire a silence now (bearer token required)",
+        responses={
+            401: {"model": ErrorOut},
+            403: {"model": ErrorOut},
+            404: {"model": ErrorOut},
+            409: {"model": ErrorOut},
+        },
+    )
+    def expire_silence(silence_id: str) -> dict[str, object]:
+        return call(lambda: provider.expire_silence(silence_id))
+
+    return router

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -275,10 +277,367 @@ def _add_rules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(handler=_rules)
 
 
-# --- alert commands (issue 5) ----------------------------------------------------------------
-
-
 # --- service commands: run, backtest, config (issue 6) ---------------------------------------
+
+
+if TYPE_CHECKING:
+    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _add_config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the config file (default: $BYTEWATCH_CONFIG, /etc/bytewatch/bytewatch.yaml)",
+    )
+    p.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="secrets directory (default: $BYTEWATCH_SECRETS_DIR)",
+    )
+
+
+def _config_and_slos(args: argparse.Namespace) -> tuple[Any, Any] | None:
+    """Load and validate everything; print every problem and return None when anything is
+    wrong (the caller exits 2)."""
+    import os
+
+    from slo.app import load_slos
+    from slo.errors import InvalidSpec
+    from slo.settings import ConfigError, config_path_from, load_config
+
+    path = config_path_from(args.config, os.environ)
+    secrets = args.secrets_dir or (
+        Path(os.environ["BYTEWATCH_SECRETS_DIR"])
+        if os.environ.get("BYTEWATCH_SECRETS_DIR")
+        else None
+    )
+    try:
+        config = load_config(path, secrets_dir=secrets)
+        slos = load_slos(config)
+    except (ConfigError, InvalidSpec) as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return None
+    return config, slos
+
+
+def _run(args: argparse.Namespace) -> int:
+    from probe.doctor import run_checks
+    from probe.errors import ProbeUnavailable
+    from slo.app import Service, install_signal_handlers
+    from slo.logs import setup_logging
+
+    loaded = _config_and_slos(args)
+    if loaded is None:
+        return 2
+    config, slos = loaded
+    settings = config.settings
+    setup_logging(args.log_format or settings.log.format, settings.log.level)
+    import logging
+
+    log = logging.getLogger("bytewatch")
+    if settings.probe.source == "live":
+        problems = run_checks(try_attach=False)
+        if problems:
+            for problem in problems:
+                print(f"bytewatch run: {problem}", file=sys.stderr)
+            return 1
+    try:
+        service = Service(config, slos)
+    except ProbeUnavailable as exc:
+        print(f"bytewatch run: {exc}", file=sys.stderr)
+        return 1
+    install_signal_handlers(service, lambda: _reload(args))
+    log.info(
+        "bytewatch running: %d SLOs, %d receivers, API on http://%s",
+        len(slos.slos),
+        len(config.receivers.names),
+        settings.api.listen,
+        extra={"event": "start"},
+    )
+    service.run(serve_api=not args.no_api)
+    log.info("bytewatch stopped", extra={"event": "stopped"})
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> tuple[Any, Any]:
+    loaded = _config_and_slos(args)
+    if loaded is None:
+        raise ValueError("the configuration or an SLO file has problems (printed above)")
+    return loaded
+
+
+def _add_run(sub: Sub) -> None:
+    p = sub.add_parser("run", help="run bytewatch: probe, SLOs, alerts and the API in one process")
+    _add_config_arguments(p)
+    p.add_argument("--log-format", choices=("auto", "text", "json"), default=None)
+    p.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
+    p.set_defaults(handler=_run)
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    loaded = _config_and_slos(args)
+    if loaded is None:
+        return 2
+    config, slos = loaded
+    where = config.file or "built-in defaults"
+    print(
+        f"{where}: ok: {len(slos.slos)} SLOs from {slos.files} files, "
+        f"{len(config.receivers.names)} receivers, API on {config.settings.api.listen}, "
+        f"store {config.settings.store.path}"
+    )
+    return 0
+
+
+def _add_config(sub: Sub) -> None:
+    p = sub.add_parser("config", help="work with the configuration file")
+    commands = p.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
+    check = commands.add_parser("check", help="explain every problem in a config file and its SLOs")
+    check.add_argument("file", type=Path, nargs="?", default=None, metavar="FILE")
+    check.add_argument("--secrets-dir", type=Path, default=None, metavar="DIR")
+    check.set_defaults(
+        handler=lambda a: _config_check(
+            argparse.Namespace(config=a.file, secrets_dir=a.secrets_dir)
+        )
+    )
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from probe.errors import ReplayFormatError
+    from probe.source import ReplaySource
+    from slo.app import BacktestTransition, backtest, iter_replay
+    from slo.errors import InvalidSpec
+    from slo.spec import load_paths
+    from slo.windows import format_duration, parse_duration
+
+    try:
+        slos = load_paths(args.slos).slos
+    except InvalidSpec as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    try:
+        tick_s = parse_duration(args.tick)
+    except ValueError as exc:
+        print(f"bytewatch backtest: --tick: {exc}", file=sys.stderr)
+        return 2
+    progress = sys.stderr.isatty() and not args.quiet
+
+    def on_transition(t: BacktestTransition) -> None:
+        from datetime import UTC, datetime
+
+        print(
+            json.dumps(
+                {
+                    "time": datetime.fromtimestamp(t.time, UTC).isoformat().replace("+00:00", "Z"),
+                    "slo": t.slo,
+                    "severity": t.severity,
+                    "state": t.state,
+                    "previous": t.previous,
+                    "burn_rates": {
+                        f"{format_duration(b.long_window_s)}/{format_duration(b.short_window_s)}": {
+                            "long": round(b.long_burn, 3),
+                            "short": round(b.short_burn, 3),
+                            "factor": round(b.factor, 3),
+                        }
+                        for b in t.burns
+                    },
+                }
+            ),
+            flush=True,
+        )
+
+    def on_progress(ts: float) -> None:
+        if progress:
+            from datetime import UTC, datetime
+
+            when = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"\rbacktest: simulated time {when}", end="", file=sys.stderr, flush=True)
+
+    try:
+        source = ReplaySource.open(args.events)
+    except OSError as exc:
+        print(f"bytewatch backtest: {args.events}: {exc.strerror}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bytewatch-backtest-") as tmp:
+        try:
+            summary = backtest(
+                iter_replay(source),
+                slos,
+                db_path=Path(tmp) / "sli.db",
+                tick_s=tick_s,
+                on_transition=on_transition,
+                on_progress=on_progress,
+            )
+        except ReplayFormatError as exc:
+            print(f"bytewatch backtest: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            source.close()
+    if progress:
+        print(file=sys.stderr)
+    budgets = ", ".join(f"{k} {v:.1%}" for k, v in sorted(summary.final_budget.items()))
+    print(
+        f"backtest: {summary.exchanges} exchanges, {summary.ticks} ticks, "
+        f"{summary.transitions} transitions, {summary.pages} pages, {summary.tickets} tickets; "
+        f"budget left: {budgets or 'no data'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _add_backtest(sub: Sub) -> None:
+    p = sub.add_parser("backtest", help="replay recorded exchanges through SLOs and alerts")
+    p.add_argument(
+        "--events",
+        type=Path,
+        required=True,
+        metavar="FILE.jsonl",
+        help="exchanges as `bytewatch trace --format jsonl` prints them, in time order",
+    )
+    p.add_argument("--slos", type=Path, nargs="+", required=True, metavar="FILE")
+    p.add_argument("--tick", default="10s", help="evaluation interval (default 10s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_backtest)
+
+
+# --- alert commands (issue 5): alert test, silence ---------------------------------------------
+
+
+def _alert_test(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from alerts.errors import AlertingError
+    from alerts.notifier import send_test_notification
+    from alerts.receivers import notifier_named
+
+    loaded = _config_and_slos(args)
+    if loaded is None:
+        return 2
+    config, _ = loaded
+
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    try:
+        notifier = notifier_named(config.receivers, args.receiver, now)
+        with httpx.Client(timeout=10.0) as client:
+            delivered = send_test_notification(notifier, client, now())
+    except AlertingError as exc:
+        print(f"bytewatch alert test: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"bytewatch alert test: {args.receiver}: sent {len(delivered)} test notifications "
+        "(firing, then resolved)"
+    )
+    return 0
+
+
+def _add_alert(sub: Sub) -> None:
+    p = sub.add_parser("alert", help="alerting tools")
+    commands = p.add_subparsers(dest="alert_command", required=True, metavar="COMMAND")
+    test = commands.add_parser("test", help="send a clearly marked test notification")
+    test.add_argument("--receiver", required=True, metavar="NAME")
+    _add_config_arguments(test)
+    test.set_defaults(handler=_alert_test)
+
+
+def _silences(args: argparse.Namespace) -> Any:
+    from datetime import UTC, datetime
+
+    from alerts.silences import SilenceStore
+
+    loaded = _config_and_slos(args)
+    if loaded is None:
+        return None
+    config, _ = loaded
+    return SilenceStore(config.silences_path, lambda: datetime.now(UTC))
+
+
+def _silence_add(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from alerts.errors import AlertingError
+    from alerts.routing import parse_duration, parse_matchers
+
+    store = _silences(args)
+    if store is None:
+        return 2
+    try:
+        matchers = parse_matchers(",".join(args.matcher))
+        ends_at = datetime.now(UTC) + parse_duration(args.duration)
+        silence = store.create(
+            matchers, ends_at=ends_at, created_by=args.author, comment=args.comment
+        )
+    except (AlertingError, ValueError) as exc:
+        print(f"bytewatch silence add: {exc}", file=sys.stderr)
+        return 2
+    print(silence.id)
+    return 0
+
+
+def _silence_list(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    store = _silences(args)
+    if store is None:
+        return 2
+    now = datetime.now(UTC)
+    for s in store.list():
+        matchers = ",".join(str(m) for m in s.matchers)
+        print(
+            f"{s.id}\t{s.state(now).value}\t{s.ends_at.isoformat()}\t{s.created_by}\t"
+            f"{{{matchers}}}\t{s.comment}"
+        )
+    return 0
+
+
+def _silence_expire(args: argparse.Namespace) -> int:
+    from alerts.errors import SilenceError
+
+    store = _silences(args)
+    if store is None:
+        return 2
+    try:
+        store.expire(args.id)
+    except SilenceError as exc:
+        print(f"bytewatch silence expire: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_silence(sub: Sub) -> None:
+    p = sub.add_parser("silence", help="create, list and expire silences")
+    commands = p.add_subparsers(dest="silence_command", required=True, metavar="COMMAND")
+    add = commands.add_parser("add", help="mute alerts matching every matcher")
+    add.add_argument(
+        "--matcher",
+        action="append",
+        required=True,
+        help='Alertmanager matcher, e.g. slo="payments-health" (repeatable)',
+    )
+    add.add_argument("--duration", required=True, help="how long, e.g. 2h")
+    add.add_argument("--author", required=True)
+    add.add_argument("--comment", required=True)
+    _add_config_arguments(add)
+    add.set_defaults(handler=_silence_add)
+    ls = commands.add_parser("list", help="every silence, the latest start first")
+    _add_config_arguments(ls)
+    ls.set_defaults(handler=_silence_list)
+    expire = commands.add_parser("expire", help="end a silence now")
+    expire.add_argument("id")
+    _add_config_arguments(expire)
+    expire.set_defaults(handler=_silence_expire)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,8 +661,11 @@ ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], Non
     # issue 4: validate, rules
     _add_validate,
     _add_rules,
-    # issue 5: alert, silence
-    # issue 6: run, backtest, config
+    _add_alert,
+    _add_silence,
+    _add_run,
+    _add_config,
+    _add_backtest,
 ]
 
 

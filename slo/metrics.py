@@ -333,3 +333,121 @@ def _overflow_family() -> CounterMetricFamily:
         "Requests whose path got the :overflow route because the service hit its route cap.",
         labels=["service"],
     )
+
+
+# --- SLOs and notifications ---------------------------------------------------------------------
+#
+# ``slo_sli_ratio{slo,service,window}``, ``slo_burn_rate{slo,service,window}``,
+# ``slo_objective_ratio{slo,service}``, ``slo_error_budget_remaining_ratio{slo,service}``,
+# ``slo_time_to_exhaustion_seconds{slo,service}`` (absent when not burning),
+# ``slo_alert_firing{slo,service,severity}`` (1 while firing), and the outbox's
+# ``bytewatch_notifications_{sent,retried,failed}_total{receiver}`` and
+# ``bytewatch_notifications_queue_depth`` / ``_oldest_age_seconds``.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SloSample:
+    """One SLO at the last tick, as plain values (``slo.evaluator`` fills it)."""
+
+    slo: str
+    service: str
+    objective: float
+    budget_remaining: float
+    time_to_exhaustion_s: float | None
+    windows: tuple[tuple[str, float | None, float | None], ...]  # (window, sli, burn)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NotificationSample:
+    receiver: str
+    sent: int
+    retried: int
+    failed: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxSample:
+    receivers: tuple[NotificationSample, ...]
+    queue_depth: int
+    oldest_age_s: float
+
+
+class SloCollector:
+    """SLO gauges and notification counters from the service's last known state."""
+
+    def __init__(
+        self,
+        *,
+        slos: Callable[[], Iterable[SloSample]],
+        firing: Callable[[], Iterable[tuple[str, str, str]]],
+        outbox: Callable[[], OutboxSample] | None = None,
+    ) -> None:
+        self._slos = slos
+        self._firing = firing
+        self._outbox = outbox
+
+    def collect(self) -> Iterable[Metric]:
+        labels = ["slo", "service"]
+        sli = GaugeMetricFamily("slo_sli_ratio", "SLI over each window", labels=[*labels, "window"])
+        burn = GaugeMetricFamily(
+            "slo_burn_rate", "Error-budget burn rate over each window", labels=[*labels, "window"]
+        )
+        objective = GaugeMetricFamily("slo_objective_ratio", "SLO objective", labels=labels)
+        budget = GaugeMetricFamily(
+            "slo_error_budget_remaining_ratio",
+            "Share of the period's error budget left (negative when overspent)",
+            labels=labels,
+        )
+        exhaustion = GaugeMetricFamily(
+            "slo_time_to_exhaustion_seconds",
+            "Seconds until the error budget is spent at the current burn",
+            labels=labels,
+        )
+        for sample in self._slos():
+            key = [sample.slo, sample.service]
+            objective.add_metric(key, sample.objective)
+            budget.add_metric(key, sample.budget_remaining)
+            if sample.time_to_exhaustion_s is not None:
+                exhaustion.add_metric(key, sample.time_to_exhaustion_s)
+            for window, ratio, rate in sample.windows:
+                if ratio is not None:
+                    sli.add_metric([*key, window], ratio)
+                if rate is not None:
+                    burn.add_metric([*key, window], rate)
+        firing = GaugeMetricFamily(
+            "slo_alert_firing",
+            "1 while the SLO's alert of this severity fires",
+            labels=[*labels, "severity"],
+        )
+        for slo, service, severity in self._firing():
+            firing.add_metric([slo, service, severity], 1.0)
+        yield from (sli, burn, objective, budget, exhaustion, firing)
+        if self._outbox is not None:
+            yield from _outbox_metrics(self._outbox())
+
+
+def _outbox_metrics(sample: OutboxSample) -> Iterator[Metric]:
+    sent = CounterMetricFamily(
+        "bytewatch_notifications_sent", "Notifications delivered", labels=["receiver"]
+    )
+    retried = CounterMetricFamily(
+        "bytewatch_notifications_retried", "Delivery attempts to retry later", labels=["receiver"]
+    )
+    failed = CounterMetricFamily(
+        "bytewatch_notifications_failed",
+        "Notifications a receiver refused for good (4xx other than 408/429)",
+        labels=["receiver"],
+    )
+    for r in sample.receivers:
+        sent.add_metric([r.receiver], r.sent)
+        retried.add_metric([r.receiver], r.retried)
+        failed.add_metric([r.receiver], r.failed)
+    depth = GaugeMetricFamily(
+        "bytewatch_notifications_queue_depth", "Notifications waiting to be delivered"
+    )
+    depth.add_metric([], sample.queue_depth)
+    age = GaugeMetricFamily(
+        "bytewatch_notifications_oldest_age_seconds", "Age of the oldest waiting notification"
+    )
+    age.add_metric([], sample.oldest_age_s)
+    yield from (sent, retried, failed, depth, age)
