@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import httpx
+
 from alerts.alertmanager import AlertmanagerNotifier
 from alerts.config import (
     AlertmanagerReceiver,
@@ -42,3 +44,8 @@ def build_notifiers(config: ReceiversConfig, clock: Clock) -> dict[str, Notifier
 def notifier_named(config: ReceiversConfig, name: str, clock: Clock) -> Notifier:
     """The notifier for ``bytewatch alert test --receiver NAME``; ``UnknownReceiver`` if none."""
     return build_notifier(config.named(name), clock)
+
+
+def new_http_client(timeout_s: float = 10.0) -> httpx.Client:
+    """The HTTP client notifications go out through (httpx stays inside ``alerts``)."""
+    return httpx.Client(timeout=timeout_s)

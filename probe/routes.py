@@ -188,6 +188,13 @@ class _Pattern:
     route: str
 
 
+def template_of(pattern: str) -> str:
+    """The route a user pattern produces: ``/users/{id}`` and ``/users/:id`` both give
+    ``/users/:id``, ``/files/{path*}`` gives ``/files/:path``. SLO selectors are written either
+    way and must match what the router emits. ``ValueError`` says what is wrong."""
+    return _parse_pattern(pattern).route
+
+
 def _parse_pattern(pattern: object) -> _Pattern:
     """Parse one pattern; ``ValueError`` says what is wrong with it."""
     if not isinstance(pattern, str):

@@ -24,7 +24,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
@@ -34,7 +33,7 @@ from alerts.model import AlertState, Notification, WindowBurn
 from alerts.model import Severity as AlertSeverity
 from alerts.outbox import Outbox
 from alerts.pipeline import AlertPipeline, AlertStateStore, default_timing_for
-from alerts.receivers import build_notifiers
+from alerts.receivers import build_notifiers, new_http_client
 from alerts.routing import RootRouteConfig, RouteConfig, build_route_tree, parse_matchers
 from alerts.silences import Silence, SilenceStore
 from alerts.state import BurnEvaluation, Transition
@@ -45,7 +44,7 @@ from probe.semantics import Classifier
 from probe.source import ExchangeSource, LiveProbeSource, ProbeFilters, ProbeStats, ReplaySource
 from slo import api as api_module
 from slo.aggregate import DEFAULT_BOUNDS_S, Aggregator, merge_thresholds
-from slo.errors import InvalidSpec
+from slo.errors import InvalidSpec, Problem
 from slo.evaluator import Evaluator, SloEvaluation
 from slo.health import HealthConfig, HealthScorer, LatencyTargets
 from slo.metrics import (
@@ -163,13 +162,28 @@ def route_tree_for(config: Config, slos: Sequence[Slo]) -> RootRouteConfig | Non
 
 
 def load_slos(config: Config) -> SloSet:
-    """The SLO files the configuration names (raises ``InvalidSpec`` with every problem)."""
-    files = config.settings.slos.files
+    """The SLO files the configuration names, globs expanded and relative paths taken from the
+    config file's directory (raises ``InvalidSpec`` with every problem)."""
+    import glob
+
     base = config.file.parent if config.file is not None else Path.cwd()
-    paths = [p if Path(p).is_absolute() else str(base / p) for p in files]
+    paths: list[str] = []
+    for pattern in config.settings.slos.files:
+        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+        matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
+        if not matches:
+            raise InvalidSpec([_no_match(config, pattern)])
+        paths.extend(matches)
     if not paths:
         return SloSet(slos=(), files=0)
     return load_paths(paths, LoadOptions())
+
+
+def _no_match(config: Config, pattern: str) -> Problem:
+    from slo.errors import Position
+
+    where = Position(str(config.file or "<config>"), 1, 1)
+    return Problem(where, "slos.files", f"{pattern!r} matches no file")
 
 
 def histogram_bounds(config: Config, slos: Iterable[Slo]) -> tuple[float, ...]:
@@ -309,7 +323,7 @@ class Service:
         *,
         source: ExchangeSource | None = None,
         clock: Callable[[], float] = time.time,
-        http_client: httpx.Client | None = None,
+        http_client: Any = None,  # an httpx.Client (tests pass one with a mock transport)
         on_tick: Callable[[TickReport], None] | None = None,
     ) -> None:
         settings = config.settings
@@ -338,7 +352,7 @@ class Service:
         self.evaluator = Evaluator(self.store)
         self.evaluator.set_slos(self._slos)
 
-        self._http = http_client or httpx.Client(timeout=10.0)
+        self._http = http_client or new_http_client()
         notifiers = build_notifiers(config.receivers, self._now)
         self.outbox = Outbox(config.outbox_path, notifiers, self._http)
         self.silences = SilenceStore(config.silences_path, self._now)

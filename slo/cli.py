@@ -515,11 +515,9 @@ def _add_backtest(sub: Sub) -> None:
 def _alert_test(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    import httpx
-
     from alerts.errors import AlertingError
     from alerts.notifier import send_test_notification
-    from alerts.receivers import notifier_named
+    from alerts.receivers import new_http_client, notifier_named
 
     loaded = _config_and_slos(args)
     if loaded is None:
@@ -531,7 +529,7 @@ def _alert_test(args: argparse.Namespace) -> int:
 
     try:
         notifier = notifier_named(config.receivers, args.receiver, now)
-        with httpx.Client(timeout=10.0) as client:
+        with new_http_client() as client:
             delivered = send_test_notification(notifier, client, now())
     except AlertingError as exc:
         print(f"bytewatch alert test: {exc}", file=sys.stderr)

@@ -114,8 +114,10 @@ class Evaluator:
                     del self._series[slo.id]
                 continue
             previous = self._slos.get(slo.id)
-            if previous is None or previous.fingerprint != slo.fingerprint or (
-                slo.id not in self._series
+            if (
+                previous is None
+                or previous.fingerprint != slo.fingerprint
+                or (slo.id not in self._series)
             ):
                 changed.append((slo, spec))
         if changed:

@@ -342,6 +342,8 @@ def load_config(
     route = _route(settings, receivers, locator, problems)
     if problems:
         raise ConfigError(problems)
+    if path is not None:
+        settings = _relative_to(settings, path.parent)
     return Config(
         settings=settings,
         file=path,
@@ -396,6 +398,24 @@ def _route(
             parts.append(int(part[1:-1]) if part.startswith("[") else part)
         problems.append(locator.problem(tuple(parts), message))
     return route
+
+
+def _relative_to(settings: Settings, base: Path) -> Settings:
+    """Relative paths in the file mean relative to the file, not to wherever it was run from."""
+
+    def fix(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else base / p
+
+    store = settings.store.model_copy(
+        update={"path": fix(settings.store.path) or settings.store.path}
+    )
+    probe = settings.probe.model_copy(
+        update={"replay_file": fix(settings.probe.replay_file) or settings.probe.replay_file}
+    )
+    alerting = settings.alerting.model_copy(
+        update={"outbox_path": fix(settings.alerting.outbox_path) or settings.alerting.outbox_path}
+    )
+    return settings.model_copy(update={"store": store, "probe": probe, "alerting": alerting})
 
 
 def config_path_from(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:

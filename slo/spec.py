@@ -50,6 +50,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from probe.routes import template_of
 from slo.errors import InvalidSpec, Position, Problem
 from slo.model import (
     AlertPolicy,
@@ -971,7 +972,7 @@ class _Loader:
             kind=indicator.type,
             selector=Selector(
                 service=selector.service or service,
-                route=selector.route,
+                route=_route_template(selector.route),
                 route_regex=selector.route_regex,
                 method=selector.method,
             ),
@@ -1687,3 +1688,13 @@ def _re2_problem(pattern: str) -> str | None:
     except re.error as exc:
         return f"not a valid regular expression: {exc}"
     return None
+
+
+def _route_template(route: str | None) -> str | None:
+    """A selector route as the probe spells routes: ``/users/{id}`` is ``/users/:id``."""
+    if route is None:
+        return None
+    try:
+        return template_of(route)
+    except ValueError:
+        return route  # not a pattern (an exact route with unusual characters): match as is

@@ -168,3 +168,10 @@ def test_the_config_path_comes_from_the_flag_then_the_environment(tmp_path: Path
     flag = tmp_path / "a.yaml"
     assert config_path_from(flag, {"BYTEWATCH_CONFIG": "/x.yaml"}) == flag
     assert config_path_from(None, {"BYTEWATCH_CONFIG": "/x.yaml"}) == Path("/x.yaml")
+
+
+def test_relative_paths_in_the_file_are_relative_to_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "store:\n  path: state/sli.db\n")
+    config = load_config(path, environ={})
+    assert config.settings.store.path == tmp_path / "state" / "sli.db"
+    assert config.outbox_path == tmp_path / "state" / "outbox.db"
