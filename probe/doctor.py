@@ -35,8 +35,8 @@ def missing_privilege(euid: int, cap_eff: int) -> str | None:
     if has_bpf or cap_eff & (1 << CAP_SYS_ADMIN):
         return None
     return (
-        "not privileged: run as root, or grant CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH and "
-        "CAP_SYS_RESOURCE (see deploy/bytewatch.service)"
+        "not privileged: run as root, or grant CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH, "
+        "CAP_SYS_RESOURCE and CAP_SYS_PTRACE (see deploy/systemd/bytewatch.service)"
     )
 
 

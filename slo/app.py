@@ -69,6 +69,14 @@ KEEP_FIRING_FOR = {
 }
 
 
+def keep_firing_for(config: Config) -> dict[AlertSeverity, timedelta]:
+    alerting = config.settings.alerting
+    return {
+        AlertSeverity.PAGE: timedelta(seconds=alerting.page_keep_firing_for),
+        AlertSeverity.TICKET: timedelta(seconds=alerting.ticket_keep_firing_for),
+    }
+
+
 # --- from SLO verdicts to alert evaluations -----------------------------------------------------
 
 
@@ -360,7 +368,7 @@ class Service:
         self.pipeline = AlertPipeline(
             store=AlertStateStore(config.silences_path.with_name("alerts.db")),
             tree=build_route_tree(tree_config, config.receivers.names) if tree_config else None,
-            timing_for=default_timing_for(hold_for(self._slos), KEEP_FIRING_FOR),
+            timing_for=default_timing_for(hold_for(self._slos), keep_firing_for(config)),
             enqueue=self._enqueue,
             silences=self.silences,
         )
@@ -484,7 +492,7 @@ class Service:
             tree_config = route_tree_for(config, self._slos)
             tree = build_route_tree(tree_config, config.receivers.names) if tree_config else None
             self.pipeline.reconfigure(
-                tree, default_timing_for(hold_for(self._slos), KEEP_FIRING_FOR)
+                tree, default_timing_for(hold_for(self._slos), keep_firing_for(config))
             )
         log.info("reloaded: %d SLOs", len(self._slos), extra={"event": "reload"})
 

@@ -116,8 +116,10 @@ class AlertingSettings(_Section):
     route: dict[str, Any] | None = None  # validated by alerts.routing
     outbox_path: Path | None = None  # default: beside the store
     external_url: str = ""  # where people reach this bytewatch (links in notifications)
-    page_hold: Duration = 120.0
-    ticket_hold: Duration = 900.0
+    # A firing alert resolves only after its condition has been clear this long (a dip does
+    # not resolve it); how long it must hold before firing is each SLO's own `for:`.
+    page_keep_firing_for: Duration = 600.0
+    ticket_keep_firing_for: Duration = 3600.0
 
 
 class ApiSettings(_Section):
