@@ -28,9 +28,10 @@ die() { echo "setup: $*" >&2; exit 1; }
 command -v apt-get >/dev/null || die "needs a Debian-based system (apt-get not found); install BCC, kernel headers and python3-venv by hand"
 
 arch=$(dpkg --print-architecture)
-packages=(python3-bpfcc python3-venv python3-pip "linux-headers-$arch" curl ca-certificates iproute2)
+# nodejs runs the demo's shop API; the tests also drive nginx, wrk, Prometheus, Alertmanager, Java.
+packages=(python3-bpfcc python3-venv python3-pip "linux-headers-$arch" curl ca-certificates iproute2 nodejs)
 if [ "$dev" -eq 1 ]; then
-    packages+=(nginx-light wrk prometheus prometheus-alertmanager openjdk-17-jdk-headless nodejs)
+    packages+=(nginx wrk prometheus prometheus-alertmanager openjdk-17-jdk-headless)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -38,7 +39,7 @@ for p in "${packages[@]}"; do
     case "$p" in
         nodejs) command -v node >/dev/null && continue ;;
         openjdk-*) command -v javac >/dev/null && continue ;;
-        nginx-light) command -v nginx >/dev/null && continue ;;
+        nginx) command -v nginx >/dev/null && continue ;;
     esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

@@ -509,6 +509,35 @@ def _add_backtest(sub: Sub) -> None:
     p.set_defaults(handler=_backtest)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from slo.demo import run_demo
+
+    return run_demo(args)
+
+
+def _add_demo(sub: Sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="two sample APIs, live traffic, a silent-200 incident, and bytewatch catching it",
+    )
+    p.add_argument("--incident-after", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument("--incident-for", type=float, default=150.0, metavar="SECONDS")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="stop after this long (default: until Ctrl-C)",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help="where the demo keeps its store and logs (default: a new temp dir)",
+    )
+    p.set_defaults(handler=_demo)
+
+
 # --- alert commands (issue 5): alert test, silence ---------------------------------------------
 
 
@@ -662,6 +691,7 @@ ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], Non
     _add_alert,
     _add_silence,
     _add_run,
+    _add_demo,
     _add_config,
     _add_backtest,
 ]
