@@ -8,11 +8,13 @@
 #define BYTEWATCH_HTTP_EVENT_H
 
 #define BW_DATA_MAX 4096 /* payload bytes one record can carry (a power of two) */
+#define BW_STASH_MAX 1024 /* a request this small waits in the kernel for its response */
 #define BW_COMM_LEN 16
 
 enum bw_kind {
     BW_KIND_DATA = 1,  /* bytes read or written on a tracked connection */
     BW_KIND_CLOSE = 2, /* a tracked connection was closed */
+    BW_KIND_PAIR = 3,  /* a response's first bytes, preceded by the request it answers */
 };
 
 enum bw_direction {
@@ -43,7 +45,14 @@ enum bw_counter {
 /* One record per read/write that starts an HTTP message or falls within a message's capture
  * budget, and one per close of a tracked connection. Byte totals are per connection and
  * direction and include this record's own syscall, so user space can place every record in
- * its stream and learn about bytes that were counted but not copied. */
+ * its stream and learn about bytes that were counted but not copied.
+ *
+ * A request that fits in one read (or write, for a client) waits in the kernel until the
+ * response starts, and both leave as one PAIR record: data[] holds the request's req_len bytes
+ * and then the response's. The request's own direction has not moved since (anything on it
+ * would have sent the request on its own), so its totals are this record's; the other
+ * direction's, as they were then, are req_other_*. This halves the records of a plain
+ * request/response, which is most of what user space pays for. */
 struct bw_event {
     __u8 kind;
     __u8 direction;
@@ -65,6 +74,12 @@ struct bw_event {
     __u32 seq;         /* per connection, counting every record the kernel tried to send:
                         * a gap tells user space that records of this connection were lost */
     char comm[BW_COMM_LEN]; /* the calling thread's name */
+    /* PAIR records only (zero otherwise): the request stashed until this response */
+    __u64 req_ts_ns;
+    __u64 req_other_bytes;   /* the response direction's total when the request passed */
+    __u64 req_other_last_ns;
+    __u32 req_len;           /* the request's bytes at the start of data[] */
+    __u32 req_seq;           /* the request's sequence number */
     __u8 data[BW_DATA_MAX];
 };
 
@@ -102,8 +117,19 @@ struct bw_conn {
     __u8 role;
     __u8 tracked;      /* an HTTP start line has been seen */
     __u8 ignored;      /* excluded by a filter */
-    __u8 _pad0;
+    __u8 stashed;      /* a request waits in the stash map for its response */
     __u32 _pad1;
+};
+
+/* A request waiting for its response (see BW_KIND_PAIR). */
+struct bw_stash {
+    __u64 ts_ns;
+    __u64 other_bytes;
+    __u64 other_last_ns;
+    __u32 len;
+    __u32 seq;
+    char comm[BW_COMM_LEN];
+    __u8 data[BW_STASH_MAX];
 };
 
 #endif /* BYTEWATCH_HTTP_EVENT_H */

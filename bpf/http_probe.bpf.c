@@ -50,6 +50,8 @@ BPF_HASH(listen_ports, struct bw_conn_key, __u16, 16384);
 BPF_TABLE("lru_hash", struct bw_conn_key, struct bw_conn, conns, BW_MAX_CONNS);
 BPF_HASH(active, __u64, struct bw_io_args, 16384);
 BPF_PERCPU_ARRAY(scratch, struct bw_scratch, 1);
+BPF_TABLE("lru_hash", struct bw_conn_key, struct bw_stash, stash, 8192);
+BPF_PERCPU_ARRAY(stash_scratch, struct bw_stash, 1);
 BPF_RINGBUF_OUTPUT(events, BW_RINGBUF_PAGES);
 
 static __always_inline void count(__u32 which) {
@@ -127,14 +129,16 @@ static __always_inline __u32 peek(__u8 *out, const struct bw_io_args *a, __u32 t
     return n;
 }
 
-/* Copy up to `limit` of the bytes the syscall moved into the record; returns how many. */
+/* Copy up to `limit` of the bytes the syscall moved into the record's data[] from `base` on
+ * (after a stashed request); returns how many. */
 static __always_inline __u32 copy_payload(struct bw_scratch *s, const struct bw_io_args *a,
-                                          __u64 limit) {
+                                          __u64 base, __u64 limit) {
     asm volatile("" : "+r"(limit));
     if (limit > BW_DATA_MAX)
         limit = BW_DATA_MAX;
+    base &= BW_STASH_MAX * 2 - 1;
     if (!a->vectored) {
-        if (bpf_probe_read_user(s->ev.data, limit, (void *)a->buf))
+        if (bpf_probe_read_user(&s->ev.data[base], limit, (void *)a->buf))
             return 0;
         return limit;
     }
@@ -149,13 +153,15 @@ static __always_inline __u32 copy_payload(struct bw_scratch *s, const struct bw_
         __u64 n = iov.len < (limit - off) ? iov.len : limit - off;
         if (n == 0)
             continue;
-        /* Masks the verifier can follow: off < BW_DATA_MAX and n <= BW_DATA_MAX, and the
-         * scratch value has BW_DATA_MAX spare bytes past data[]. */
+        /* Masks the verifier can follow: base + off < BW_DATA_MAX (it always is: the limit
+         * leaves room for the base) and n <= BW_DATA_MAX, and the scratch value has
+         * BW_DATA_MAX spare bytes past data[]. */
         off &= BW_DATA_MAX - 1;
         asm volatile("" : "+r"(n));
         if (n > BW_DATA_MAX)
             n = BW_DATA_MAX;
-        if (bpf_probe_read_user(&s->ev.data[off], n, (void *)iov.base))
+        if (bpf_probe_read_user(&s->ev.data[(base + off) & (BW_DATA_MAX - 1)], n,
+                                (void *)iov.base))
             break;
         off += n;
     }
@@ -183,6 +189,93 @@ static __always_inline void stamp(struct bw_event *ev, __u8 kind, const struct b
     ev->seq = c->seq;
     c->seq = ev->seq + 1;
     bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
+    ev->req_ts_ns = 0;
+    ev->req_other_bytes = 0;
+    ev->req_other_last_ns = 0;
+    ev->req_len = 0;
+    ev->req_seq = 0;
+}
+
+static __always_inline void emit(struct bw_scratch *s, __u32 captured) {
+    __u32 size = sizeof(struct bw_event) - BW_DATA_MAX + (captured & (BW_DATA_MAX * 2 - 1));
+    if (size > sizeof(struct bw_event))
+        size = sizeof(struct bw_event);
+    if (events.ringbuf_output(&s->ev, size, 0))
+        count(BW_COUNTER_LOST);
+    else
+        count(BW_COUNTER_RECORDS);
+}
+
+static __always_inline __u8 request_direction(const struct bw_conn *c) {
+    return c->role == BW_ROLE_CLIENT ? BW_EGRESS : BW_INGRESS;
+}
+
+/* Send a stashed request on its own: something other than its response came first. */
+static __always_inline void flush_stash(struct bw_conn_key *key, struct bw_conn *c) {
+    c->stashed = 0;
+    struct bw_stash *st = stash.lookup(key);
+    if (!st)
+        return;
+    __u32 zero = 0;
+    struct bw_scratch *s = scratch.lookup(&zero);
+    if (s) {
+        __u32 seq = c->seq;
+        stamp(&s->ev, BW_KIND_DATA, key, c, st->ts_ns);
+        c->seq = seq; /* stamp took a number; the request already had one */
+        __u8 dir = request_direction(c);
+        s->ev.direction = dir;
+        s->ev.flags = BW_FLAG_MSG_START;
+        s->ev.seq = st->seq;
+        if (dir == BW_INGRESS) {
+            s->ev.out_bytes = st->other_bytes;
+            s->ev.out_last_ns = st->other_last_ns;
+        } else {
+            s->ev.in_bytes = st->other_bytes;
+            s->ev.in_last_ns = st->other_last_ns;
+        }
+        __u32 len = st->len & (BW_STASH_MAX * 2 - 1);
+        if (len > BW_STASH_MAX)
+            len = BW_STASH_MAX;
+        s->ev.len = len;
+        s->ev.captured = len;
+        __builtin_memcpy(&s->ev.comm, st->comm, sizeof(s->ev.comm));
+        bpf_probe_read_kernel(s->ev.data, len, st->data);
+        emit(s, len);
+    }
+    stash.delete(key);
+}
+
+/* Keep a small, whole request until its response starts; 1 when kept. */
+static __always_inline int stash_request(struct bw_conn_key *key, struct bw_conn *c,
+                                         const struct bw_io_args *a, __u64 ret, __u64 now) {
+    if (a->vectored || ret > BW_STASH_MAX)
+        return 0;
+    __u32 zero = 0;
+    struct bw_stash *st = stash_scratch.lookup(&zero);
+    if (!st)
+        return 0;
+    __u64 len = ret;
+    asm volatile("" : "+r"(len));
+    if (len > BW_STASH_MAX)
+        return 0;
+    if (bpf_probe_read_user(st->data, len, (void *)a->buf))
+        return 0;
+    st->ts_ns = now;
+    st->len = (__u32)len;
+    if (a->direction == BW_INGRESS) {
+        st->other_bytes = c->out_bytes;
+        st->other_last_ns = c->out_last_ns;
+    } else {
+        st->other_bytes = c->in_bytes;
+        st->other_last_ns = c->in_last_ns;
+    }
+    st->seq = c->seq;
+    bpf_get_current_comm(&st->comm, sizeof(st->comm));
+    if (stash.update(key, st))
+        return 0;
+    c->seq = st->seq + 1;
+    c->stashed = 1;
+    return 1;
 }
 
 static __always_inline int port_allowed(struct bw_config *cfg, struct bw_conn *c) {
@@ -233,6 +326,11 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     if (c->ignored)
         return 0;
 
+    /* A stashed request leaves with its response, or on its own before anything else. */
+    int answers = c->stashed && start == 2 && a->direction != request_direction(c);
+    if (c->stashed && !answers)
+        flush_stash(&key, c);
+
     __u32 *budget;
     if (a->direction == BW_INGRESS) {
         __sync_fetch_and_add(&c->in_bytes, ret);
@@ -254,26 +352,45 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
         }
         return 0;
     }
+    *budget -= want;
+    if (*budget == 0 && (__u32)ret > want)
+        count(BW_COUNTER_TRUNCATED);
+
+    if (start == 1 && !answers && a->direction == request_direction(c) && want == ret &&
+        stash_request(&key, c, a, ret, now))
+        return 0;
 
     struct bw_scratch *s = scratch.lookup(&zero);
     if (!s)
         return 0;
-    __u32 got = copy_payload(s, a, want);
-    *budget -= want;
-    if (*budget == 0 && (__u32)ret > want)
-        count(BW_COUNTER_TRUNCATED);
-    stamp(&s->ev, BW_KIND_DATA, &key, c, now);
+    __u64 base = 0;
+    struct bw_stash *st = 0;
+    if (answers) {
+        st = stash.lookup(&key);
+        if (st) {
+            base = st->len & (BW_STASH_MAX * 2 - 1);
+            if (base > BW_STASH_MAX)
+                base = BW_STASH_MAX;
+            bpf_probe_read_kernel(s->ev.data, base, st->data);
+        }
+    }
+    __u64 room = BW_DATA_MAX - base;
+    __u32 got = copy_payload(s, a, base, want < room ? want : room);
+    stamp(&s->ev, st ? BW_KIND_PAIR : BW_KIND_DATA, &key, c, now);
     s->ev.direction = a->direction;
     s->ev.flags = (start ? BW_FLAG_MSG_START : 0) | ((__u32)ret > got ? BW_FLAG_CUT : 0);
     s->ev.len = (__u32)ret;
-    s->ev.captured = got;
-    __u32 size = sizeof(struct bw_event) - BW_DATA_MAX + (got & (BW_DATA_MAX * 2 - 1));
-    if (size > sizeof(struct bw_event))
-        size = sizeof(struct bw_event);
-    if (events.ringbuf_output(&s->ev, size, 0))
-        count(BW_COUNTER_LOST);
-    else
-        count(BW_COUNTER_RECORDS);
+    s->ev.captured = (__u32)base + got;
+    if (st) {
+        s->ev.req_ts_ns = st->ts_ns;
+        s->ev.req_other_bytes = st->other_bytes;
+        s->ev.req_other_last_ns = st->other_last_ns;
+        s->ev.req_len = (__u32)base;
+        s->ev.req_seq = st->seq;
+        stash.delete(&key);
+    }
+    c->stashed = 0;
+    emit(s, (__u32)base + got);
     return 0;
 }
 
@@ -405,6 +522,9 @@ static __always_inline int exit_accept(long ret) {
     c.local_port = port ? *port : 0;
     c.remote_port = sockaddr_port(copy.buf);
     struct bw_conn_key key = {.tgid = id >> 32, .fd = (__s32)ret};
+    struct bw_conn *old = conns.lookup(&key);
+    if (old && old->stashed)
+        flush_stash(&key, old); /* the fd was closed unseen: its request still counts */
     conns.update(&key, &c);
     return 0;
 }
@@ -440,6 +560,9 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect) {
     struct bw_conn c = {.conn_id = bpf_ktime_get_ns(), .role = BW_ROLE_CLIENT,
                         .remote_port = copy.port};
     struct bw_conn_key key = {.tgid = id >> 32, .fd = copy.fd};
+    struct bw_conn *old = conns.lookup(&key);
+    if (old && old->stashed)
+        flush_stash(&key, old);
     conns.update(&key, &c);
     return 0;
 }
@@ -474,6 +597,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close) {
     if (!c)
         return 0;
     if (c->tracked && !c->ignored) {
+        if (c->stashed)
+            flush_stash(&key, c);
         __u32 zero = 0;
         struct bw_scratch *s = scratch.lookup(&zero);
         if (s) {
@@ -482,13 +607,11 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close) {
             s->ev.flags = 0;
             s->ev.len = 0;
             s->ev.captured = 0;
-            if (events.ringbuf_output(&s->ev, sizeof(struct bw_event) - BW_DATA_MAX, 0))
-                count(BW_COUNTER_LOST);
-            else
-                count(BW_COUNTER_RECORDS);
+            emit(s, 0);
         }
     }
     conns.delete(&key);
+    stash.delete(&key);
     listen_ports.delete(&key);
     return 0;
 }

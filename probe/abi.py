@@ -15,12 +15,14 @@ from typing import Final, NamedTuple
 from probe.errors import ProbeAbiMismatch
 
 DATA_MAX: Final = 4096
+STASH_MAX: Final = 1024
 COMM_LEN: Final = 16
 
 
 class RecordKind(IntEnum):
     DATA = 1
     CLOSE = 2
+    PAIR = 3  # a request and its response's start in one record (decoded into two DATA)
 
 
 class StreamDirection(IntEnum):
@@ -74,6 +76,11 @@ class CEvent(ctypes.Structure):
         ("remote_port", ctypes.c_uint16),
         ("seq", ctypes.c_uint32),
         ("comm", ctypes.c_char * COMM_LEN),
+        ("req_ts_ns", ctypes.c_uint64),
+        ("req_other_bytes", ctypes.c_uint64),
+        ("req_other_last_ns", ctypes.c_uint64),
+        ("req_len", ctypes.c_uint32),
+        ("req_seq", ctypes.c_uint32),
         ("data", ctypes.c_uint8 * DATA_MAX),
     )
 
@@ -120,12 +127,26 @@ class CConn(ctypes.Structure):
         ("role", ctypes.c_uint8),
         ("tracked", ctypes.c_uint8),
         ("ignored", ctypes.c_uint8),
-        ("_pad0", ctypes.c_uint8),
+        ("stashed", ctypes.c_uint8),
         ("_pad1", ctypes.c_uint32),
     )
 
 
-HEADER_FORMAT: Final = "<BBBBIIiQQQQQQIIHHI16s"
+class CStash(ctypes.Structure):
+    """``struct bw_stash``."""
+
+    _fields_ = (
+        ("ts_ns", ctypes.c_uint64),
+        ("other_bytes", ctypes.c_uint64),
+        ("other_last_ns", ctypes.c_uint64),
+        ("len", ctypes.c_uint32),
+        ("seq", ctypes.c_uint32),
+        ("comm", ctypes.c_char * COMM_LEN),
+        ("data", ctypes.c_uint8 * STASH_MAX),
+    )
+
+
+HEADER_FORMAT: Final = "<BBBBIIiQQQQQQIIHHI16sQQQII"
 _HEADER = struct.Struct(HEADER_FORMAT)
 HEADER_SIZE: Final = _HEADER.size
 assert CEvent.data.offset == HEADER_SIZE, "HEADER_FORMAT and CEvent disagree"
@@ -161,13 +182,16 @@ class Record(NamedTuple):
         return total - self.length
 
 
+_new = tuple.__new__
+_MSG_START = int(RecordFlag.MSG_START)  # a plain int: IntFlag arithmetic costs a call
 _KINDS = {k.value: k for k in RecordKind}
 _DIRECTIONS = {d.value: d for d in StreamDirection}
 _ROLES = {r.value: r for r in Role}
 
 
-def decode(raw: bytes) -> Record:
-    """Decode one record; raise ``ProbeAbiMismatch`` on anything that is not one."""
+def decode_records(raw: bytes) -> tuple[Record, ...]:
+    """The records in one ring-buffer record: one, or two for a PAIR (the request, then the
+    response). Raises ``ProbeAbiMismatch`` on anything that is not a record."""
     if len(raw) < HEADER_SIZE:
         raise ProbeAbiMismatch(
             f"record of {len(raw)} bytes is shorter than its {HEADER_SIZE}-byte header"
@@ -192,44 +216,134 @@ def decode(raw: bytes) -> Record:
         remote_port,
         seq,
         comm,
+        req_ts_ns,
+        req_other_bytes,
+        req_other_last_ns,
+        req_len,
+        req_seq,
     ) = _HEADER.unpack_from(raw)
     try:
-        record_kind = _KINDS[kind]
         record_direction = _DIRECTIONS[direction]
         record_role = _ROLES[role]
+        record_kind = _KINDS[kind]
     except KeyError as exc:
         raise ProbeAbiMismatch(f"unknown kind/direction/role {kind}/{direction}/{role}") from exc
-    if captured > DATA_MAX or HEADER_SIZE + captured > len(raw):
+    if captured > DATA_MAX or HEADER_SIZE + captured > len(raw) or req_len > captured:
         raise ProbeAbiMismatch(
             f"record claims {captured} payload bytes but carries {len(raw) - HEADER_SIZE}"
         )
-    return Record(
-        kind=record_kind,
-        direction=record_direction,
-        role=record_role,
-        flags=flags,
-        tgid=tgid,
-        tid=tid,
-        fd=fd,
-        conn_id=conn_id,
-        ts_ns=ts_ns,
-        in_bytes=in_bytes,
-        in_last_ns=in_last_ns,
-        out_bytes=out_bytes,
-        out_last_ns=out_last_ns,
-        length=length,
-        local_port=local_port,
-        remote_port=remote_port,
-        seq=seq,
-        thread_comm=comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
-        data=raw[HEADER_SIZE : HEADER_SIZE + captured],
+    thread = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
+    end = HEADER_SIZE + captured
+    if record_kind is not RecordKind.PAIR:
+        # tuple.__new__ skips the NamedTuple's keyword-parsing __new__: this runs per record.
+        return (
+            _new(
+                Record,
+                (
+                    record_kind,
+                    record_direction,
+                    record_role,
+                    flags,
+                    tgid,
+                    tid,
+                    fd,
+                    conn_id,
+                    ts_ns,
+                    in_bytes,
+                    in_last_ns,
+                    out_bytes,
+                    out_last_ns,
+                    length,
+                    local_port,
+                    remote_port,
+                    seq,
+                    thread,
+                    raw[HEADER_SIZE:end],
+                ),
+            ),
+        )
+    # The request's own direction has not moved since it passed; the other direction's totals
+    # were as the kernel kept them (see bpf/http_event.h).
+    split = HEADER_SIZE + req_len
+    if record_direction is StreamDirection.EGRESS:
+        req_direction = StreamDirection.INGRESS
+        req_totals = (in_bytes, in_last_ns, req_other_bytes, req_other_last_ns)
+    else:
+        req_direction = StreamDirection.EGRESS
+        req_totals = (req_other_bytes, req_other_last_ns, out_bytes, out_last_ns)
+    request = _new(
+        Record,
+        (
+            RecordKind.DATA,
+            req_direction,
+            record_role,
+            RecordFlag.MSG_START,
+            tgid,
+            tid,
+            fd,
+            conn_id,
+            req_ts_ns,
+            *req_totals,
+            req_len,
+            local_port,
+            remote_port,
+            req_seq,
+            thread,
+            raw[HEADER_SIZE:split],
+        ),
     )
+    response = _new(
+        Record,
+        (
+            RecordKind.DATA,
+            record_direction,
+            record_role,
+            flags,
+            tgid,
+            tid,
+            fd,
+            conn_id,
+            ts_ns,
+            in_bytes,
+            in_last_ns,
+            out_bytes,
+            out_last_ns,
+            length,
+            local_port,
+            remote_port,
+            seq,
+            thread,
+            raw[split:end],
+        ),
+    )
+    return (request, response)
 
 
-def encode(record: Record) -> bytes:
-    """The inverse of ``decode``: builds byte fixtures for tests and replays of raw captures."""
+def decode(raw: bytes) -> Record:
+    """The one record in ``raw`` (tests and tools; the probe uses ``decode_records``)."""
+    records = decode_records(raw)
+    if len(records) != 1:
+        raise ProbeAbiMismatch("a PAIR record holds two records: use decode_records")
+    return records[0]
+
+
+def encode(record: Record, request: Record | None = None) -> bytes:
+    """The inverse of ``decode_records``: one record, or a PAIR when ``request`` is the stashed
+    request that ``record`` (a response start) answers. Builds fixtures for tests and benches."""
+    kind = record.kind
+    pair: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    data = record.data
+    if request is not None:
+        kind = RecordKind.PAIR
+        other = (
+            (request.out_bytes, request.out_last_ns)
+            if request.direction is StreamDirection.INGRESS
+            else (request.in_bytes, request.in_last_ns)
+        )
+        pair = (request.ts_ns, *other, len(request.data), request.seq)
+        data = request.data + record.data
     header = _HEADER.pack(
-        record.kind,
+        kind,
         record.direction,
         record.role,
         record.flags,
@@ -243,10 +357,11 @@ def encode(record: Record) -> bytes:
         record.out_bytes,
         record.out_last_ns,
         record.length,
-        len(record.data),
+        len(data),
         record.local_port,
         record.remote_port,
         record.seq,
         record.thread_comm.encode()[:COMM_LEN],
+        *pair,
     )
-    return header + record.data
+    return header + data

@@ -21,6 +21,7 @@ from probe.http import DEFAULT_BODY_LIMIT, HttpMessage, MessageHead, ParserStats
 
 ConnKey = tuple[int, int]  # (tgid, fd)
 _MSG_START = int(RecordFlag.MSG_START)
+_new = tuple.__new__  # builds NamedTuples without their keyword-parsing __new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,15 +328,18 @@ class ConnectionTracker:
         end_ns: int,
         out: list[ObservedExchange],
     ) -> None:
-        exchange = ObservedExchange(
-            tgid=conn.tgid,
-            thread_comm=conn.thread_comm,
-            role=conn.role,
-            local_port=conn.local_port,
-            remote_port=conn.remote_port,
-            request=request,
-            response=response,
-            end_ns=end_ns,
+        exchange = _new(
+            ObservedExchange,
+            (
+                conn.tgid,
+                conn.thread_comm,
+                conn.role,
+                conn.local_port,
+                conn.remote_port,
+                request,
+                response,
+                end_ns,
+            ),
         )
         self.stats.exchanges += 1
         if not exchange.complete:

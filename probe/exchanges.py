@@ -37,6 +37,9 @@ class ResponseJudge(Protocol):
     ) -> Verdict: ...
 
 
+_new = tuple.__new__
+
+
 class _PathAsRoute:
     def route(self, service: str, path: str) -> str:
         return path
@@ -125,19 +128,23 @@ class ExchangeBuilder:
                 body=response.body,
                 body_truncated=response.body_truncated,
             )
-        return HttpExchange(
-            ts=self._clock.to_wall(request.start_ns),
-            pid=observed.tgid,
-            comm=comm,
-            service=service,
-            direction=Direction.SERVER if is_server else Direction.CLIENT,
-            method=method,
-            path=path,
-            route=route,
-            status=status,
-            latency_s=observed.latency_ns / 1e9,
-            request_bytes=request.size,
-            response_bytes=response.size if response is not None else 0,
-            verdict=verdict,
-            complete=observed.complete,
+        # Field order of HttpExchange; tuple.__new__ skips its keyword-parsing __new__.
+        return _new(
+            HttpExchange,
+            (
+                self._clock.to_wall(request.start_ns),
+                observed.tgid,
+                comm,
+                service,
+                Direction.SERVER if is_server else Direction.CLIENT,
+                method,
+                path,
+                route,
+                status,
+                max(0, observed.end_ns - request.start_ns) / 1e9,
+                request.size,
+                response.size if response is not None else 0,
+                verdict,
+                response is not None and response.complete,
+            ),
         )

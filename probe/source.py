@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from probe import jsonl, procfs
-from probe.abi import Counter, Record, Role, decode
+from probe.abi import Counter, Record, Role, decode_records
 from probe.conn import ConnectionTracker, ObservedExchange, TrackerLimits
 from probe.errors import ProbeAbiMismatch
 from probe.exchanges import ExchangeBuilder, ResponseJudge, RouteTemplater, WallClock
@@ -141,13 +141,14 @@ class LiveProbeSource:
         observed: list[ObservedExchange] = []
         for blob in raw:
             try:
-                record = decode(blob)
+                records = decode_records(blob)
             except ProbeAbiMismatch:
                 self._abi_errors += 1
                 continue
-            if record.local_port == 0 and record.role is Role.SERVER:
-                record = self._with_local_port(record)
-            observed += self._tracker.feed(record)
+            for record in records:
+                if record.local_port == 0 and record.role is Role.SERVER:
+                    record = self._with_local_port(record)  # noqa: PLW2901
+                observed += self._tracker.feed(record)
         now = self._now()
         if now >= self._next_settle:
             self._next_settle = now + SETTLE_EVERY_NS

@@ -1,15 +1,26 @@
 """A user-space model of what ``bpf/http_probe.bpf.c`` emits for a sequence of syscalls.
 
 It follows the kernel's rules (start-line triage, per-message capture budget, byte totals that
-include the current syscall, one close record) so that the pure parts can be tested on exactly
-the records the kernel would produce, including gaps.
+include the current syscall, small requests stashed until their response starts and sent with
+it as one PAIR record, one close record) and produces the encoded ring-buffer records, so that
+the pure parts are tested on exactly what the kernel would send, decoding included.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probe.abi import Record, RecordFlag, RecordKind, Role, StreamDirection
+from probe.abi import (
+    DATA_MAX,
+    STASH_MAX,
+    Record,
+    RecordFlag,
+    RecordKind,
+    Role,
+    StreamDirection,
+    decode_records,
+    encode,
+)
 from probe.http import looks_like_start
 
 IN = StreamDirection.INGRESS
@@ -27,6 +38,7 @@ class SimConnection:
     comm: str = "server"
     local_port: int = 8080
     remote_port: int = 40000
+    stash_requests: bool = True
     role: Role = Role.UNKNOWN
     tracked: bool = False
     seq: int = 0
@@ -34,20 +46,28 @@ class SimConnection:
     in_last_ns: int = 0
     out_bytes: int = 0
     out_last_ns: int = 0
+    stash: Record | None = None
     budget: dict[StreamDirection, int] = field(default_factory=lambda: {IN: 0, OUT: 0})
 
-    def syscall(self, direction: StreamDirection, data: bytes, ts_ns: int) -> Record | None:
-        """The record (if any) for a read or write that moved ``data``."""
+    def emit(self, direction: StreamDirection, data: bytes, ts_ns: int) -> list[bytes]:
+        """The ring-buffer records for a read or write that moved ``data``."""
         if not data:
-            return None
-        start = looks_like_start(data[:16])
+            return []
+        start = 0
+        if looks_like_start(data[:16]):
+            start = 2 if data.startswith(b"HTTP/1.") else 1
         if not self.tracked:
             if not start:
-                return None
-            is_request = not data.startswith(b"HTTP/1.")
+                return []
             reads = direction is IN
-            self.role = Role.SERVER if is_request == reads else Role.CLIENT
+            self.role = Role.SERVER if (start == 1) == reads else Role.CLIENT
             self.tracked = True
+        request_direction = OUT if self.role is Role.CLIENT else IN
+        answers = self.stash is not None and start == 2 and direction is not request_direction
+        out: list[bytes] = []
+        if self.stash is not None and not answers:
+            out.append(encode(self.stash))
+            self.stash = None
         if direction is IN:
             self.in_bytes += len(data)
             self.in_last_ns = ts_ns
@@ -56,25 +76,60 @@ class SimConnection:
             self.out_last_ns = ts_ns
         if start:
             self.budget[direction] = self.capture_bytes
-        want = min(len(data), self.budget[direction], 4096)
+        want = min(len(data), self.budget[direction], DATA_MAX)
         if want == 0:
-            return None
+            return out
         self.budget[direction] -= want
+        if (
+            self.stash_requests
+            and start == 1
+            and not answers
+            and direction is request_direction
+            and want == len(data)
+            and len(data) <= STASH_MAX
+        ):
+            self.stash = self._record(
+                RecordKind.DATA,
+                direction,
+                RecordFlag.MSG_START,
+                length=len(data),
+                data=data,
+                ts_ns=ts_ns,
+            )
+            return out
+        room = DATA_MAX - (len(self.stash.data) if answers and self.stash else 0)
+        got = min(want, room)
         flags = RecordFlag.MSG_START if start else RecordFlag.NONE
-        if len(data) > want:
+        if len(data) > got:
             flags |= RecordFlag.CUT
-        return self._record(
-            RecordKind.DATA, direction, flags, length=len(data), data=data[:want], ts_ns=ts_ns
+        record = self._record(
+            RecordKind.DATA, direction, flags, length=len(data), data=data[:got], ts_ns=ts_ns
         )
+        out.append(encode(record, request=self.stash if answers else None))
+        if answers:
+            self.stash = None
+        return out
 
-    def _next_seq(self) -> int:
-        self.seq += 1
-        return self.seq - 1
+    def syscall(self, direction: StreamDirection, data: bytes, ts_ns: int) -> list[Record]:
+        """The decoded records for a read or write (what the tracker is fed)."""
+        return [r for blob in self.emit(direction, data, ts_ns) for r in decode_records(blob)]
 
-    def close(self, ts_ns: int) -> Record | None:
+    def close_blobs(self, ts_ns: int) -> list[bytes]:
         if not self.tracked:
-            return None
-        return self._record(RecordKind.CLOSE, IN, RecordFlag.NONE, length=0, data=b"", ts_ns=ts_ns)
+            return []
+        out = []
+        if self.stash is not None:
+            out.append(encode(self.stash))
+            self.stash = None
+        out.append(
+            encode(
+                self._record(RecordKind.CLOSE, IN, RecordFlag.NONE, length=0, data=b"", ts_ns=ts_ns)
+            )
+        )
+        return out
+
+    def close(self, ts_ns: int) -> list[Record]:
+        return [r for blob in self.close_blobs(ts_ns) for r in decode_records(blob)]
 
     def _record(
         self,
@@ -86,6 +141,7 @@ class SimConnection:
         data: bytes,
         ts_ns: int,
     ) -> Record:
+        self.seq += 1
         return Record(
             kind=kind,
             direction=direction,
@@ -103,7 +159,7 @@ class SimConnection:
             length=length,
             local_port=self.local_port,
             remote_port=self.remote_port,
-            seq=self._next_seq(),
+            seq=self.seq - 1,
             thread_comm=self.comm,
             data=data,
         )
@@ -115,7 +171,7 @@ def records_of(
     close_at: int | None = None,
 ) -> list[Record]:
     """Records for syscalls given as (direction, bytes, ts_ns), optionally closed at the end."""
-    out = [r for d, data, ts in steps if (r := conn.syscall(d, data, ts)) is not None]
-    if close_at is not None and (r := conn.close(close_at)) is not None:
-        out.append(r)
+    out = [r for d, data, ts in steps for r in conn.syscall(d, data, ts)]
+    if close_at is not None:
+        out += conn.close(close_at)
     return out

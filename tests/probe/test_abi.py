@@ -21,6 +21,7 @@ STRUCTS: dict[str, type[ctypes.Structure]] = {
     "bw_conn_key": abi.CConnKey,
     "bw_comm_key": abi.CCommKey,
     "bw_conn": abi.CConn,
+    "bw_stash": abi.CStash,
 }
 
 
@@ -64,6 +65,7 @@ def test_the_header_constants_match_the_python_ones() -> None:
     header = (ROOT / "bpf" / "http_event.h").read_text()
     assert f"#define BW_DATA_MAX {abi.DATA_MAX} " in header
     assert f"#define BW_COMM_LEN {abi.COMM_LEN}" in header
+    assert f"#define BW_STASH_MAX {abi.STASH_MAX} " in header
     assert f"BW_COUNTER_MAX = {abi.COUNTER_COUNT}," in header
 
 
@@ -96,6 +98,34 @@ def test_a_record_survives_encoding_and_decoding() -> None:
     record = a_record()
     assert abi.decode(abi.encode(record)) == record
     assert record.stream_offset == 0
+
+
+def test_a_pair_record_decodes_into_the_request_and_then_its_response() -> None:
+    request = a_record(
+        direction=StreamDirection.INGRESS,
+        data=b"GET / HTTP/1.1\r\n\r\n",
+        length=18,
+        in_bytes=18,
+        in_last_ns=100,
+        out_bytes=0,
+        out_last_ns=0,
+        ts_ns=100,
+        seq=4,
+    )
+    response = a_record(
+        in_bytes=18,
+        in_last_ns=100,
+        out_bytes=19,
+        out_last_ns=150,
+        length=19,
+        ts_ns=150,
+        seq=5,
+        data=b"HTTP/1.1 200 OK\r\n\r\n"[:19],
+    )
+    blob = abi.encode(response, request=request)
+    assert abi.decode_records(blob) == (request, response)
+    with pytest.raises(ProbeAbiMismatch, match="decode_records"):
+        abi.decode(blob)
 
 
 @pytest.mark.parametrize(

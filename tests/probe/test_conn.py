@@ -110,7 +110,7 @@ def big_response_steps() -> tuple[list[Step], int, int]:
 
 
 def test_a_five_megabyte_response_ends_when_the_next_request_reveals_its_last_write() -> None:
-    conn = SimConnection()
+    conn = SimConnection(stash_requests=False)  # the next request on its own, not held back
     steps, last_write, size = big_response_steps()
     steps.append((IN, request("/next"), last_write + 50 * MS))
     out = run(records_of(conn, steps))
@@ -220,7 +220,7 @@ def test_a_100_continue_is_not_taken_for_the_final_response() -> None:
 
 def test_an_fd_reused_by_a_new_connection_ends_the_old_one() -> None:
     tracker = ConnectionTracker()
-    old = SimConnection(conn_id=1)
+    old = SimConnection(conn_id=1, stash_requests=False)
     run(records_of(old, [(IN, request("/old"), MS)]), tracker)
     new = SimConnection(conn_id=2)
     out = run(records_of(new, [(IN, request("/new"), 5 * MS), (OUT, response(), 6 * MS)]), tracker)
@@ -247,17 +247,61 @@ def test_lost_records_abandon_what_was_in_flight_without_reporting_a_failure() -
     assert tracker.stats.incomplete == 0
 
 
+def test_a_small_request_and_its_response_travel_as_one_pair_record() -> None:
+    conn = SimConnection()
+    blobs = conn.emit(IN, request("/pair"), 1 * MS) + conn.emit(OUT, response(201), 4 * MS)
+    assert len(blobs) == 1
+    [ex] = run(
+        records_of(SimConnection(), [(IN, request("/pair"), 1 * MS), (OUT, response(201), 4 * MS)])
+    )
+    assert (ex.request.head.target, ex.response.head.status if ex.response else 0) == ("/pair", 201)
+    assert ex.latency_ns == 3 * MS
+
+
+def test_a_second_request_before_the_first_answer_sends_the_first_on_its_own() -> None:
+    conn = SimConnection()
+    first = conn.emit(IN, request("/a"), 1 * MS)
+    second = conn.emit(IN, request("/b"), 2 * MS)
+    answers = conn.emit(OUT, response(200, b"a"), 3 * MS) + conn.emit(OUT, response(404), 4 * MS)
+    assert (len(first), len(second), len(answers)) == (0, 1, 2)
+    conn2 = SimConnection()
+    steps = [
+        (IN, request("/a"), 1 * MS),
+        (IN, request("/b"), 2 * MS),
+        (OUT, response(200, b"a"), 3 * MS),
+        (OUT, response(404), 4 * MS),
+    ]
+    out = run(records_of(conn2, steps))
+    assert [(e.request.head.target, e.response.head.status) for e in out if e.response] == [
+        ("/a", 200),
+        ("/b", 404),
+    ]
+
+
+def test_a_request_larger_than_the_stash_is_sent_at_once() -> None:
+    conn = SimConnection()
+    big = request("/upload", "POST", b"x" * 2000)
+    assert len(conn.emit(IN, big, 1 * MS)) == 1
+
+
+def test_a_stashed_request_whose_connection_closes_is_an_incomplete_exchange() -> None:
+    conn = SimConnection()
+    [ex] = run(records_of(conn, [(IN, request("/hang"), 1 * MS)], close_at=5 * MS))
+    assert ex.request.head.target == "/hang" and not ex.complete
+
+
 def test_connections_beyond_the_limit_evict_the_least_recently_active() -> None:
     tracker = ConnectionTracker(TrackerLimits(max_connections=10))
     for fd in range(50):
-        run(records_of(SimConnection(fd=fd), [(IN, request(), fd * MS)]), tracker)
+        conn = SimConnection(fd=fd, stash_requests=False)
+        run(records_of(conn, [(IN, request(), fd * MS)]), tracker)
     assert len(tracker) == 10
     assert tracker.stats.evicted_connections == 40
 
 
 def test_idle_connections_expire() -> None:
     tracker = ConnectionTracker(TrackerLimits(idle_timeout_ns=1000 * MS))
-    run(records_of(SimConnection(fd=1), [(IN, request(), MS)]), tracker)
+    run(records_of(SimConnection(fd=1, stash_requests=False), [(IN, request(), MS)]), tracker)
     assert tracker.expire(now_ns=500 * MS) == []
     [ex] = tracker.expire(now_ns=2000 * MS)
     assert not ex.complete and len(tracker) == 0
