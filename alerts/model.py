@@ -1,8 +1,8 @@
 """Alerting's records: what the evaluator hands over and what receivers are sent.
 
-These are plain values, not ``slo.model`` types, so that every notifier can be built and tested
-from an ``Alert`` alone. All are frozen; mappings are stored as sorted tuples of pairs so that
-records hash, compare and serialise the same way every time.
+These are plain values (only ``Severity`` and label sets come from ``slo.model``), so that every
+notifier can be built and tested from an ``Alert`` alone. All are frozen; mappings are stored
+as sorted tuples of pairs so that records hash, compare and serialise the same way every time.
 """
 
 from __future__ import annotations
@@ -12,19 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-Labels = tuple[tuple[str, str], ...]
+# One definition of severities and label sets for both packages (alerts may import slo.model).
+from slo.model import Labels, Severity, labels_of
 
-
-def labels_of(mapping: dict[str, str] | None = None, **extra: str) -> Labels:
-    """A canonical (sorted, deduplicated) label tuple."""
-    merged = dict(mapping or {})
-    merged.update(extra)
-    return tuple(sorted(merged.items()))
-
-
-class Severity(StrEnum):
-    PAGE = "page"  # wake someone up: fast burn
-    TICKET = "ticket"  # look at it during working hours: slow burn
+__all__ = [
+    "Alert",
+    "AlertState",
+    "Labels",
+    "Notification",
+    "NotifyReason",
+    "Severity",
+    "WindowBurn",
+    "alert_fingerprint",
+    "labels_of",
+]
 
 
 class AlertState(StrEnum):

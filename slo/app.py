@@ -30,7 +30,6 @@ from prometheus_client import CollectorRegistry
 
 from alerts.errors import AlertingError, InvalidSilence, SilenceError, SilenceNotFound
 from alerts.model import AlertState, Notification, WindowBurn
-from alerts.model import Severity as AlertSeverity
 from alerts.outbox import Outbox
 from alerts.pipeline import AlertPipeline, AlertStateStore, default_timing_for
 from alerts.receivers import build_notifiers, new_http_client
@@ -64,16 +63,16 @@ log = logging.getLogger("bytewatch")
 
 DUE_CHECK_S = 1.0  # how often group timers and silences are looked at between ticks
 KEEP_FIRING_FOR = {
-    AlertSeverity.PAGE: timedelta(minutes=10),
-    AlertSeverity.TICKET: timedelta(hours=1),
+    Severity.PAGE: timedelta(minutes=10),
+    Severity.TICKET: timedelta(hours=1),
 }
 
 
-def keep_firing_for(config: Config) -> dict[AlertSeverity, timedelta]:
+def keep_firing_for(config: Config) -> dict[Severity, timedelta]:
     alerting = config.settings.alerting
     return {
-        AlertSeverity.PAGE: timedelta(seconds=alerting.page_keep_firing_for),
-        AlertSeverity.TICKET: timedelta(seconds=alerting.ticket_keep_firing_for),
+        Severity.PAGE: timedelta(seconds=alerting.page_keep_firing_for),
+        Severity.TICKET: timedelta(seconds=alerting.ticket_keep_firing_for),
     }
 
 
@@ -113,7 +112,7 @@ def burn_evaluations(
         out.append(
             BurnEvaluation(
                 slo=slo.id,
-                severity=AlertSeverity(alert.severity.value),
+                severity=alert.severity,
                 condition_holds=result.tripped,
                 service=slo.service,
                 objective=slo.objective,
@@ -133,13 +132,13 @@ def burn_evaluations(
     return out
 
 
-def hold_for(slos: Iterable[Slo]) -> Callable[[str, AlertSeverity], float]:
+def hold_for(slos: Iterable[Slo]) -> Callable[[str, Severity], float]:
     """Each SLO's own ``for:`` per severity, as the alert state machine's hold."""
     holds = {
         (slo.id, alert.severity.value): alert.for_s for slo in slos for alert in slo.alerting.alerts
     }
 
-    def hold(slo_id: str, severity: AlertSeverity) -> float:
+    def hold(slo_id: str, severity: Severity) -> float:
         return holds.get((slo_id, severity.value), 0.0)
 
     return hold
@@ -851,8 +850,8 @@ def backtest(
         for t in pipeline.observe(burns, datetime.fromtimestamp(at, UTC)):
             transitions += 1
             if t.alert.state is AlertState.FIRING:
-                pages += t.alert.severity is AlertSeverity.PAGE
-                tickets += t.alert.severity is AlertSeverity.TICKET
+                pages += t.alert.severity is Severity.PAGE
+                tickets += t.alert.severity is Severity.TICKET
             on_transition(
                 BacktestTransition(
                     at,
