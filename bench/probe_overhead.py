@@ -2,8 +2,9 @@
 
 Run as root:  .venv/bin/python -m bench.probe_overhead [--pairs 5] [--seconds 5]
 
-For each target the script alternates runs without and with the agent (``bytewatch trace
---format jsonl`` to /dev/null), in ``--pairs`` pairs whose order flips every pair so that drift
+For each target the script alternates runs without and with the agent (``bytewatch run`` on the
+live probe, with its default ``nice 10``, reading its loss counters from its own /metrics), in
+``--pairs`` pairs whose order flips every pair so that drift
 on a noisy machine hits both sides alike, and reports medians:
 
 - throughput ratio at saturation (wrk as fast as it can go),
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
@@ -76,56 +78,89 @@ def wrk(url: str, seconds: float, *, rate_limited: bool) -> WrkResult:
 
 
 @contextmanager
-def agent(extra: list[str]) -> Iterator[subprocess.Popen[str]]:
+def agent(extra: list[str], workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``bytewatch run`` on the live probe (niced as its default config says), API on a free
+    port; yields the process and the base URL once its API answers."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pids = [int(p) for p in extra[1::2]] if extra else []
+    config = workdir / f"agent-{port}.yaml"
+    config.write_text(
+        f"probe: {{filters: {{pids: {pids}}}}}\n"
+        f"store: {{path: {workdir / f'sli-{port}.db'}}}\n"
+        f"api: {{listen: 127.0.0.1:{port}}}\n"
+        "log: {format: json, level: warning}\n"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "slo.cli", "trace", "--format", "jsonl", *extra],
+        [sys.executable, "-m", "slo.cli", "run", "--config", str(config)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    if "attached" not in line:
-        proc.kill()
-        raise SystemExit(f"agent did not start: {line}{proc.stderr.read()}")
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1):  # noqa: S310 (http only)
+                break
+        except OSError as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                reason = proc.stderr.read() if proc.stderr else ""
+                raise SystemExit(f"agent did not start: {reason}") from exc
+            time.sleep(0.2)
     try:
-        yield proc
+        yield proc, base
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
 
 
-def summary_numbers(stderr: str) -> tuple[int, int]:
-    tail = stderr.strip().splitlines()[-1]
-    exchanges = int(tail.split("exchanges ")[1].split(",")[0])
-    lost = int(tail.split("lost records ")[1].split(",")[0])
-    return exchanges, lost
+def probe_counters(base: str) -> dict[str, float]:
+    """The agent's own counters from its /metrics."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as answer:  # noqa: S310
+        text = answer.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("bytewatch_probe_") and " " in line and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
 
 
-def measure(url: str, seconds: float, *, probe: list[str] | None, rate_limited: bool) -> Run:
+def measure(
+    url: str, seconds: float, *, probe: list[str] | None, rate_limited: bool, workdir: Path
+) -> Run:
     if probe is None:
         result = wrk(url, seconds, rate_limited=rate_limited)
         return Run(
             result.requests_per_s, result.latency_p50_s, result.latency_p99_s, result.requests
         )
-    with agent(probe) as proc:
+    with agent(probe, workdir) as (proc, base):
         time.sleep(0.5)
         before = cpu_seconds(proc.pid)
+        counted = probe_counters(base)
         result = wrk(url, seconds, rate_limited=rate_limited)
         time.sleep(1.0)  # let the agent drain what wrk left in the ring buffer
         used = cpu_seconds(proc.pid) - before
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
-    exchanges, lost = summary_numbers(err)
+        after = probe_counters(base)
+    lost = after.get("bytewatch_probe_lost_records_total", 0.0)
+    exchanges = after.get("bytewatch_probe_exchanges_total", 0.0) - counted.get(
+        "bytewatch_probe_exchanges_total", 0.0
+    )
     return Run(
         result.requests_per_s,
         result.latency_p50_s,
         result.latency_p99_s,
         result.requests,
         used,
-        lost,
-        exchanges,
+        int(lost),
+        int(exchanges),
     )
 
 
@@ -133,7 +168,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def bench_target(server: RunningServer, pairs: int, seconds: float) -> dict[str, object]:
+def bench_target(
+    server: RunningServer, pairs: int, seconds: float, workdir: Path
+) -> dict[str, object]:
     url = server.url("/hello")
     modes = {"host": [], "pid": ["--pid", str(server.pid)]}
     out: dict[str, object] = {"target": server.kind}
@@ -143,9 +180,9 @@ def bench_target(server: RunningServer, pairs: int, seconds: float) -> dict[str,
         for i in range(pairs):
             order = [None, probe_args] if i % 2 == 0 else [probe_args, None]
             for args in order:
-                run = measure(url, seconds, probe=args, rate_limited=False)
+                run = measure(url, seconds, probe=args, rate_limited=False, workdir=workdir)
                 (off if args is None else on).append(run)
-        paced = measure(url, seconds, probe=probe_args, rate_limited=True)
+        paced = measure(url, seconds, probe=probe_args, rate_limited=True, workdir=workdir)
         cpu_per_10k = [r.agent_cpu_s / r.requests * 10_000 for r in on if r.agent_cpu_s]
         out[mode] = {
             "throughput_ratio": median([r.requests_per_s for r in on])
@@ -156,6 +193,12 @@ def bench_target(server: RunningServer, pairs: int, seconds: float) -> dict[str,
             "p99_added_us": (median([r.p99_s for r in on]) - median([r.p99_s for r in off])) * 1e6,
             "agent_cpu_s_per_10k": median(cpu_per_10k),
             "lost_at_saturation": sum(r.lost_records or 0 for r in on),
+            # Exchanges the agent processed per request wrk made: 1 for the server's side, 2
+            # when the whole host is watched (wrk's own calls are exchanges too).
+            "seen_per_request_at_saturation": median(
+                [(r.exchanges or 0) / r.requests for r in on if r.requests]
+            ),
+            "paced_seen_per_request": (paced.exchanges or 0) / max(1, paced.requests),
             "paced_rps": paced.requests_per_s,
             "paced_agent_cores": (paced.agent_cpu_s or 0) / seconds,
             "paced_lost": paced.lost_records,
@@ -170,7 +213,7 @@ def print_table(results: list[dict[str, object]]) -> None:
     header = (
         f"{'target':<7} {'watch':<5} {'rps off':>9} {'rps on':>9} {'ratio':>6} "
         f"{'+p50 us':>8} {'+p99 us':>8} {'cpu s/10k':>9} {'paced rps':>9} "
-        f"{'cores':>6} {'lost':>6}"
+        f"{'cores':>6} {'lost':>6} {'seen/req':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -183,9 +226,10 @@ def print_table(results: list[dict[str, object]]) -> None:
                 f"{m['throughput_ratio']:>6.3f} {m['p50_added_us']:>8.0f} "
                 f"{m['p99_added_us']:>8.0f} {m['agent_cpu_s_per_10k']:>9.3f} "
                 f"{m['paced_rps']:>9.0f} {m['paced_agent_cores']:>6.3f} "
-                f"{m['paced_lost']:>6}"
+                f"{m['paced_lost']:>6} {m['paced_seen_per_request']:>8.2f}"
             )
     print("targets: ratio >= 0.95, +p50 <= 50 us, paced cores <= 0.2 at 10k rps, lost 0")
+    print("seen/req: exchanges the agent processed per request (1: server side; 2: host-wide)")
 
 
 def main() -> int:
@@ -201,7 +245,7 @@ def main() -> int:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         for kind in args.targets.split(","):
             server = stack.enter_context(start_server(kind, Path(tmp)))
-            results.append(bench_target(server, args.pairs, args.seconds))
+            results.append(bench_target(server, args.pairs, args.seconds, Path(tmp)))
     print_table(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
