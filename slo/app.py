@@ -343,6 +343,7 @@ class Service:
         self._slos = slos.slos
         self._last: dict[str, SloEvaluation] = {}
         self._ticks = 0
+        self._started = clock()  # `run` starts the clock again; /healthz reads it before that
 
         self.router = Router(config.routes)
         self.classifier = Classifier(config.semantics)

@@ -485,3 +485,25 @@ def evaluation_windows(report: TickReport) -> dict[tuple[str, float], tuple[int,
     return {
         (e.slo.id, w.window_s): (w.good, w.total) for e in report.evaluations for w in e.windows
     }
+
+
+# --- liveness --------------------------------------------------------------------------------
+
+
+def test_healthz_is_ok_before_the_first_tick_and_unhealthy_when_ticks_stop_coming(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    with RecordingReceiver(clock=clock.moment) as receiver:
+        service = start_service(tmp_path, receiver, clock)
+        try:
+            client = TestClient(service.api_app())
+            assert client.get("/healthz").json() == {"status": "ok", "problems": []}
+            clock.now += 3 * TICK_S + 1
+            response = client.get("/healthz")
+            assert response.status_code == 503
+            assert response.json()["problems"] == ["the evaluator has not completed a tick"]
+            service.tick()
+            assert client.get("/healthz").status_code == 200
+        finally:
+            service.close()
