@@ -507,3 +507,43 @@ def test_healthz_is_ok_before_the_first_tick_and_unhealthy_when_ticks_stop_comin
             assert client.get("/healthz").status_code == 200
         finally:
             service.close()
+
+
+# --- crashes ------------------------------------------------------------------------------------
+
+
+class Crash(Exception):
+    """The process dying at a chosen instruction."""
+
+
+def test_a_crash_right_after_a_page_is_queued_neither_loses_the_incident_nor_pages_twice(
+    history: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(T0 - 600)
+    exchanges = traffic(T0 - 600, T0 + 3600, outages=[OUTAGE])
+    with RecordingReceiver(clock=clock.moment) as receiver:
+        service = start_service(history, receiver, clock)
+        queue = service.outbox.enqueue_many
+
+        def queue_then_die(notifications: Any, now: datetime) -> int:
+            queue(notifications, now)  # committed to the outbox
+            raise Crash  # and the process is gone before anything else is written
+
+        monkeypatch.setattr(service.outbox, "enqueue_many", queue_then_die)
+        run = Run(service, clock, exchanges)
+        with pytest.raises(Crash):
+            run.until(OUTAGE.start + 120)
+        crashed_at = clock.now
+        service.close()
+
+        restarted = start_service(history, receiver, clock)
+        try:
+            again = Run(restarted, clock, exchanges)
+            again.until(crashed_at + GROUP_INTERVAL_S)
+            [page] = receiver.received
+            assert page_alerts(page.json()) == [(CREATE_PAYMENT, "page", "firing")]
+            assert page.json()["alerts"][0]["startsAt"] == rfc3339(crashed_at)
+            [alert] = firing_alerts(restarted, clock)
+            assert alert.incident_started_at == datetime.fromtimestamp(crashed_at, UTC)
+        finally:
+            restarted.close()
