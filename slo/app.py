@@ -257,9 +257,12 @@ def slo_json(slo: Slo, evaluation: SloEvaluation | None) -> dict[str, object]:
         return out
     status = evaluation.status
     burning = [s.value for s in Severity if evaluation.tripped(s)]
+    # Without a single request in the period there is nothing to call ok (a selector with a
+    # typo matches nothing and must not look healthy).
+    quiet = status.sli is None
     out.update(
         {
-            "status": "burning" if burning else "ok",
+            "status": "burning" if burning else "no data" if quiet else "ok",
             "tripped": burning,
             "evaluated_at": datetime.fromtimestamp(evaluation.at, UTC).isoformat(),
             "sli": status.sli,

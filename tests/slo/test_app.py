@@ -291,6 +291,16 @@ def test_the_api_shows_the_burning_slo_and_its_alerts(outage: OutageRun) -> None
     ]
 
 
+def test_an_slo_whose_endpoints_saw_no_request_says_no_data_rather_than_ok(
+    outage: OutageRun,
+) -> None:
+    # Nothing calls /refunds in this run: a selector with a typo would look the same, and
+    # must not look healthy.
+    [_, refunds] = outage.during["slos"]["slos"]
+    assert (refunds["id"], refunds["status"], refunds["sli"]) == (REFUNDS_SLO, "no data", None)
+    assert refunds["tripped"] == []
+
+
 def test_metrics_export_the_slo_gauges_and_the_firing_page(outage: OutageRun) -> None:
     during, after = outage.during["metrics"], outage.after["metrics"]
     slo = {"slo": CREATE_PAYMENT, "service": "payments"}
