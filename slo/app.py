@@ -63,6 +63,8 @@ from slo.windows import format_duration
 log = logging.getLogger("bytewatch")
 
 DUE_CHECK_S = 1.0  # how often group timers and silences are looked at between ticks
+TOP_ERROR_TYPES_EVERY_S = 60.0  # a burning SLO's top error types are a database read (~5 ms):
+# once a minute per SLO, not on every tick of every burning SLO
 KEEP_FIRING_FOR = {
     AlertSeverity.PAGE: timedelta(minutes=10),
     AlertSeverity.TICKET: timedelta(hours=1),
@@ -345,6 +347,7 @@ class Service:
         self._lock = threading.Lock()
         self._slos = slos.slos
         self._last: dict[str, SloEvaluation] = {}
+        self._top_errors: dict[str, tuple[float, tuple[tuple[str, int], ...]]] = {}
         self._ticks = 0
         self._started = clock()  # `run` starts the clock again; /healthz reads it before that
 
@@ -442,7 +445,7 @@ class Service:
             for evaluation in evaluations:
                 top: tuple[tuple[str, int], ...] = ()
                 if any(evaluation.tripped(s) for s in Severity):
-                    top = self.evaluator.top_error_types(evaluation.slo, 3600.0, now)
+                    top = self._top_error_types(evaluation.slo, now)
                 burns += burn_evaluations(
                     evaluation,
                     top_error_types=top,
@@ -473,6 +476,14 @@ class Service:
             self._on_tick(report)
         return report
 
+    def _top_error_types(self, slo: Slo, now: float) -> tuple[tuple[str, int], ...]:
+        cached = self._top_errors.get(slo.id)
+        if cached is not None and 0 <= now - cached[0] < TOP_ERROR_TYPES_EVERY_S:
+            return cached[1]
+        top = self.evaluator.top_error_types(slo, 3600.0, now)
+        self._top_errors[slo.id] = (now, top)
+        return top
+
     def _enqueue(self, notifications: Sequence[Notification], now: datetime) -> int:
         queued = self.outbox.enqueue_many(notifications, now)
         for n in notifications:
@@ -492,6 +503,7 @@ class Service:
             self._slos = slos.slos
             self.aggregator.set_bounds(histogram_bounds(config, self._slos))
             self.evaluator.set_slos(self._slos)
+            self._top_errors.clear()  # an edited selector has other endpoints
             self.health.set_slo_target(slo_latency_target(self._slos))
             tree_config = route_tree_for(config, self._slos)
             tree = build_route_tree(tree_config, config.receivers.names) if tree_config else None

@@ -557,3 +557,34 @@ def test_a_crash_right_after_a_page_is_queued_neither_loses_the_incident_nor_pag
             assert alert.incident_started_at == datetime.fromtimestamp(crashed_at, UTC)
         finally:
             restarted.close()
+
+
+# --- cost during an incident ---------------------------------------------------------------------
+
+
+def test_a_burning_slo_reads_its_top_error_types_from_the_store_once_a_minute_not_every_tick(
+    history: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Top error types are a database query (about 5 ms); on every tick of every burning SLO
+    they made the tick of a 50-SLO incident 250 ms slower (bench/evaluator.py)."""
+    clock = Clock(T0 - 600)
+    with RecordingReceiver(clock=clock.moment) as receiver:
+        service = start_service(history, receiver, clock)
+        try:
+            read = service.evaluator.top_error_types
+            reads: list[float] = []
+
+            def counted(slo: Any, window_s: float, now: float) -> Any:
+                reads.append(now)
+                return read(slo, window_s, now)
+
+            monkeypatch.setattr(service.evaluator, "top_error_types", counted)
+            run = Run(service, clock, traffic(T0 - 600, T0 + 3600, outages=[OUTAGE]))
+            run.until(OUTAGE.start + 600)
+            burning_ticks = len(run.tripped_at(SloSeverity.PAGE))
+            assert burning_ticks > 50
+            assert len(reads) <= 600 / 60 + 1
+            [page, _] = run.api().get("/api/v1/alerts").json()["alerts"]
+            assert page["top_error_types"] == [["card_declined", 3000]]
+        finally:
+            service.close()
