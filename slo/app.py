@@ -350,6 +350,7 @@ class Service:
         self._top_errors: dict[str, tuple[float, tuple[tuple[str, int], ...]]] = {}
         self._ticks = 0
         self._started = clock()  # `run` starts the clock again; /healthz reads it before that
+        self._last_tick_at = self._started
 
         self.router = Router(config.routes)
         self.classifier = Classifier(config.semantics)
@@ -454,6 +455,7 @@ class Service:
             transitions = self.pipeline.observe(burns, self._now())
             done = time.perf_counter()
             self._ticks += 1
+            self._last_tick_at = now
         for transition in transitions:
             alert = transition.alert
             log.info(
@@ -656,9 +658,12 @@ class Service:
         )
 
     def _ticking(self) -> str | None:
-        if self._ticks == 0 and self._clock() - self._started > 3 * self._interval():
+        since = self._clock() - (self._last_tick_at if self._ticks else self._started)
+        if since <= 3 * self._interval():
+            return None
+        if self._ticks == 0:
             return "the evaluator has not completed a tick"
-        return None
+        return f"the evaluator has not completed a tick for {since:.0f}s"
 
     def _interval(self) -> float:
         settings = self.config.settings

@@ -519,6 +519,24 @@ def test_healthz_is_ok_before_the_first_tick_and_unhealthy_when_ticks_stop_comin
             service.close()
 
 
+def test_healthz_turns_unhealthy_when_ticks_stop_after_the_first_one(tmp_path: Path) -> None:
+    """The Kubernetes liveness probe reads /healthz: a wedged evaluator must show there."""
+    clock = Clock()
+    with RecordingReceiver(clock=clock.moment) as receiver:
+        service = start_service(tmp_path, receiver, clock)
+        try:
+            client = TestClient(service.api_app())
+            service.tick()
+            clock.now += 3 * TICK_S
+            assert client.get("/healthz").status_code == 200
+            clock.now += 1
+            response = client.get("/healthz")
+            assert response.status_code == 503
+            assert response.json()["problems"] == ["the evaluator has not completed a tick for 31s"]
+        finally:
+            service.close()
+
+
 # --- crashes ------------------------------------------------------------------------------------
 
 
