@@ -143,6 +143,10 @@ class AlertPipeline:
             # An SLO that was removed (or stopped alerting) takes its alerts with it.
             for key in [k for k in self._records if k not in seen]:
                 del self._records[key]
+            # The alerts are durable before anything they cause is queued: after a crash in
+            # between, the restart carries on the same incidents and queues the same
+            # notifications (same dedup keys) instead of starting new incidents.
+            self._store.save(self._records, self._groups)
             self._dispatch(now)
         return transitions
 

@@ -62,6 +62,8 @@ from slo.windows import format_duration
 log = logging.getLogger("bytewatch")
 
 DUE_CHECK_S = 1.0  # how often group timers and silences are looked at between ticks
+TOP_ERROR_TYPES_EVERY_S = 60.0  # a burning SLO's top error types are a database read (~5 ms):
+# once a minute per SLO, not on every tick of every burning SLO
 KEEP_FIRING_FOR = {
     Severity.PAGE: timedelta(minutes=10),
     Severity.TICKET: timedelta(hours=1),
@@ -256,9 +258,12 @@ def slo_json(slo: Slo, evaluation: SloEvaluation | None) -> dict[str, object]:
         return out
     status = evaluation.status
     burning = [s.value for s in Severity if evaluation.tripped(s)]
+    # Without a single request in the period there is nothing to call ok (a selector with a
+    # typo matches nothing and must not look healthy).
+    quiet = status.sli is None
     out.update(
         {
-            "status": "burning" if burning else "ok",
+            "status": "burning" if burning else "no data" if quiet else "ok",
             "tripped": burning,
             "evaluated_at": datetime.fromtimestamp(evaluation.at, UTC).isoformat(),
             "sli": status.sli,
@@ -341,7 +346,10 @@ class Service:
         self._lock = threading.Lock()
         self._slos = slos.slos
         self._last: dict[str, SloEvaluation] = {}
+        self._top_errors: dict[str, tuple[float, tuple[tuple[str, int], ...]]] = {}
         self._ticks = 0
+        self._started = clock()  # `run` starts the clock again; /healthz reads it before that
+        self._last_tick_at = self._started
 
         self.router = Router(config.routes)
         self.classifier = Classifier(config.semantics)
@@ -437,7 +445,7 @@ class Service:
             for evaluation in evaluations:
                 top: tuple[tuple[str, int], ...] = ()
                 if any(evaluation.tripped(s) for s in Severity):
-                    top = self.evaluator.top_error_types(evaluation.slo, 3600.0, now)
+                    top = self._top_error_types(evaluation.slo, now)
                 burns += burn_evaluations(
                     evaluation,
                     top_error_types=top,
@@ -446,6 +454,7 @@ class Service:
             transitions = self.pipeline.observe(burns, self._now())
             done = time.perf_counter()
             self._ticks += 1
+            self._last_tick_at = now
         for transition in transitions:
             alert = transition.alert
             log.info(
@@ -468,6 +477,14 @@ class Service:
             self._on_tick(report)
         return report
 
+    def _top_error_types(self, slo: Slo, now: float) -> tuple[tuple[str, int], ...]:
+        cached = self._top_errors.get(slo.id)
+        if cached is not None and 0 <= now - cached[0] < TOP_ERROR_TYPES_EVERY_S:
+            return cached[1]
+        top = self.evaluator.top_error_types(slo, 3600.0, now)
+        self._top_errors[slo.id] = (now, top)
+        return top
+
     def _enqueue(self, notifications: Sequence[Notification], now: datetime) -> int:
         queued = self.outbox.enqueue_many(notifications, now)
         for n in notifications:
@@ -487,6 +504,7 @@ class Service:
             self._slos = slos.slos
             self.aggregator.set_bounds(histogram_bounds(config, self._slos))
             self.evaluator.set_slos(self._slos)
+            self._top_errors.clear()  # an edited selector has other endpoints
             self.health.set_slo_target(slo_latency_target(self._slos))
             tree_config = route_tree_for(config, self._slos)
             tree = build_route_tree(tree_config, config.receivers.names) if tree_config else None
@@ -639,9 +657,12 @@ class Service:
         )
 
     def _ticking(self) -> str | None:
-        if self._ticks == 0 and self._clock() - self._started > 3 * self._interval():
+        since = self._clock() - (self._last_tick_at if self._ticks else self._started)
+        if since <= 3 * self._interval():
+            return None
+        if self._ticks == 0:
             return "the evaluator has not completed a tick"
-        return None
+        return f"the evaluator has not completed a tick for {since:.0f}s"
 
     def _interval(self) -> float:
         settings = self.config.settings
