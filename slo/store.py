@@ -85,13 +85,13 @@ def default_tiers(retention_s: int = DEFAULT_RETENTION_S) -> tuple[Tier, ...]:
     retention, so nothing is kept longer than the longest period in use."""
     if retention_s <= 0:
         raise ValueError("retention_s must be positive")
-    tiers: list[Tier] = []
-    for width, span in _BASE_TIERS:
-        if span is None or span >= retention_s:
-            tiers.append(Tier(width, retention_s))
-            break
-        tiers.append(Tier(width, span))
-    return tuple(tiers)
+    # Every tier exists whatever the retention, so that a file written under a short retention
+    # and reopened under a longer one still has the tiers it is read from (a retention-shaped
+    # tier list once made a reopened store discard every endpoint).
+    return tuple(
+        Tier(width, retention_s if span is None else min(span, retention_s))
+        for width, span in _BASE_TIERS
+    )
 
 
 class SliStore(Protocol):
@@ -250,12 +250,8 @@ class SqliteSliStore:
                 "DELETE FROM counts WHERE tier=? AND bucket<?",
                 (tier.width_s, self._oldest(tier, now)),
             )
-        # Whatever is kept has a row in the coarsest tier, the one that keeps the longest.
-        db.execute(
-            "DELETE FROM endpoints WHERE id NOT IN "
-            "(SELECT DISTINCT endpoint FROM counts WHERE tier=?)",
-            (self._tiers[-1].width_s,),
-        )
+        # An endpoint goes when no tier keeps any of its rows.
+        db.execute("DELETE FROM endpoints WHERE id NOT IN (SELECT DISTINCT endpoint FROM counts)")
         db.execute("COMMIT")
         self._load_ids()
         for tier in self._tiers:

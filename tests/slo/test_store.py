@@ -337,12 +337,18 @@ def test_a_path_that_cannot_be_opened_is_named_in_the_error(tmp_path: Path) -> N
             30 * DAY, [(10, HOUR), (60, 6 * HOUR), (600, 3 * DAY), (3600, 30 * DAY)], id="30 days"
         ),
         pytest.param(
-            DAY, [(10, HOUR), (60, 6 * HOUR), (600, DAY)], id="1 day keeps no hourly tier"
+            DAY,
+            [(10, HOUR), (60, 6 * HOUR), (600, DAY), (3600, DAY)],
+            id="1 day keeps every tier, none longer than a day",
         ),
-        pytest.param(1800, [(10, 1800)], id="30 minutes keeps the fine tier only"),
+        pytest.param(
+            1800,
+            [(10, 1800), (60, 1800), (600, 1800), (3600, 1800)],
+            id="30 minutes keeps every tier for 30 minutes",
+        ),
     ],
 )
-def test_tiers_end_at_the_retention(retention_s: int, widths_spans: list[tuple[int, int]]) -> None:
+def test_every_tier_exists_and_none_outlives_the_retention(retention_s: int, widths_spans: list[tuple[int, int]]) -> None:
     assert [(t.width_s, t.span_s) for t in default_tiers(retention_s)] == widths_spans
 
 
@@ -401,3 +407,15 @@ def run_and_kill(db: Path, start_iteration: int, delay_s: float) -> tuple[int, i
     added = max(int(n) for what, n in lines if what == "added")
     flushed = max(int(n) for what, n in lines if what == "flushed")
     return added, flushed
+
+
+def test_a_store_reopened_with_a_longer_retention_keeps_its_history(tmp_path: Path) -> None:
+    clock = [T0 + 600.0]
+    key = EndpointKey("shop", "server", "GET", "/a")
+    store = SqliteSliStore(tmp_path / "sli.db", clock=lambda: clock[0], retention_s=DAY)
+    store.write([BucketCounts(int(T0), key, Counts((0.1,), 5, 0, 0, (5,), (5,)))])
+    store.close()
+    reopened = SqliteSliStore(tmp_path / "sli.db", clock=lambda: clock[0], retention_s=30 * DAY)
+    assert reopened.endpoints() == [key]
+    counts = reopened.read(lambda k: k == key, 3600.0, clock[0])
+    assert counts is not None and counts.total == 5
