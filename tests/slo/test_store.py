@@ -348,7 +348,9 @@ def test_a_path_that_cannot_be_opened_is_named_in_the_error(tmp_path: Path) -> N
         ),
     ],
 )
-def test_every_tier_exists_and_none_outlives_the_retention(retention_s: int, widths_spans: list[tuple[int, int]]) -> None:
+def test_every_tier_exists_and_none_outlives_the_retention(
+    retention_s: int, widths_spans: list[tuple[int, int]]
+) -> None:
     assert [(t.width_s, t.span_s) for t in default_tiers(retention_s)] == widths_spans
 
 
