@@ -49,7 +49,8 @@ from alerts.model import Severity
 class SecretSources:
     """Where ``{env: ...}``, ``{secret: ...}`` and relative ``{file: ...}`` references point."""
 
-    environ: Mapping[str, str] = field(default_factory=dict)
+    # The whole environment: it holds secrets, so it never shows in a repr.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     secrets_dir: Path | None = None
     base_dir: Path | None = None  # relative ``file:`` paths start here (the config's directory)
 

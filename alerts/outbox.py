@@ -366,6 +366,14 @@ class Outbox:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def set_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
+        """A reload changed the receivers: what is queued goes out through the new ones (a
+        rotated webhook URL, a receiver added), and what waits for a removed one fails for good
+        when its turn comes."""
+        with self._lock:
+            self._notifiers = dict(notifiers)
+        self._wake.set()
+
     def __repr__(self) -> str:
         return f"Outbox({self._path!r}, receivers={sorted(self._notifiers)})"
 

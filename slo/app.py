@@ -12,6 +12,7 @@ configuration) are the only ones that import all three packages.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -163,7 +164,7 @@ def route_tree_for(config: Config, slos: Sequence[Slo]) -> RootRouteConfig | Non
     if not own:
         return root
     if root is None:
-        root = RootRouteConfig(receiver=own[0].receiver)
+        root = RootRouteConfig(receiver=own[0].receiver, group_by=["slo", "severity"])
     return root.model_copy(update={"routes": [*own, *root.routes]})
 
 
@@ -511,6 +512,7 @@ class Service:
             self.pipeline.reconfigure(
                 tree, default_timing_for(hold_for(self._slos), keep_firing_for(config))
             )
+            self.outbox.set_notifiers(build_notifiers(config.receivers, self._now))
         log.info("reloaded: %d SLOs", len(self._slos), extra={"event": "reload"})
 
     # --- what the API and metrics read -----------------------------------------------------
@@ -670,6 +672,10 @@ class Service:
 
     def run(self, *, serve_api: bool = True) -> None:
         """Ingest until ``stop``; ticks, delivery and the API run on their own threads."""
+        # What exists now (configuration, SLOs, series rings) lives as long as the process:
+        # keep it out of the collector's way, so collections scan only the per-tick garbage.
+        gc.collect()
+        gc.freeze()
         self._started = self._clock()
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(

@@ -168,6 +168,11 @@ class Slo:
     calendar: str | None = None  # OpenSLO calendar-aligned window ("<start> <zone>"); None: rolling
     spec: str = "bytewatch/v1"  # the format it was written in
     source: Position | None = field(default=None, compare=False, hash=False)
+    _fingerprint: str = field(default="", init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # Computed once: the evaluator reads it for every SLO on every tick.
+        object.__setattr__(self, "_fingerprint", self._compute_fingerprint())
 
     @property
     def id(self) -> str:
@@ -180,6 +185,9 @@ class Slo:
 
     @property
     def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> str:
         decisive = {
             "sli": _plain(self.sli),
             "sli_type": type(self.sli).__name__,

@@ -384,7 +384,8 @@ def _route(
                 )
             )
             return None
-        return RootRouteConfig(receiver=names[0]) if names else None
+        # One group per SLO and severity: a new page must not wait for another's group timer.
+        return RootRouteConfig(receiver=names[0], group_by=["slo", "severity"]) if names else None
     try:
         route = RootRouteConfig.model_validate(raw)
     except ValidationError as exc:
