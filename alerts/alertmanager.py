@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from alerts.config import AlertmanagerReceiver
-from alerts.describe import alert_labels, rfc3339
+from alerts.describe import alert_labels, bytewatch_annotations, rfc3339
 from alerts.model import Alert, AlertState, Notification
 from alerts.notifier import Delivered, header_secrets, json_body, post
 
@@ -34,7 +34,7 @@ def postable_alert(alert: Alert, now: datetime, resend_interval_s: float) -> dic
     labels = {name: value for name, value in alert_labels(alert).items() if value}
     body: dict[str, Any] = {
         "labels": labels,
-        "annotations": {name: value for name, value in alert.annotations if value},
+        "annotations": {k: v for k, v in bytewatch_annotations(alert).items() if v},
         "startsAt": rfc3339(alert.incident_started_at),
         "endsAt": rfc3339(ends_at),
     }

@@ -132,3 +132,17 @@ def alert_labels(alert: Alert) -> dict[str, str]:
     labels = dict(alert.labels)
     labels.setdefault("alertname", DEFAULT_ALERTNAME)
     return labels
+
+
+def bytewatch_annotations(alert: Alert) -> dict[str, str]:
+    """bytewatch's numbers, in words, beside the SLO's own annotations (which win on a clash):
+    what an Alertmanager receiver already shows."""
+    extra = {"objective": objective_text(alert), "budget_remaining": budget_text(alert)}
+    headline = headline_burn(alert)
+    if headline is not None:
+        extra["burn_rates"] = "; ".join(burn_text(b) for b in alert.burns)
+    if alert.time_to_exhaustion_s is not None:
+        extra["time_to_exhaustion"] = exhaustion_text(alert)
+    if alert.top_error_types:
+        extra["top_error_types"] = top_errors_text(alert)
+    return {**extra, **dict(alert.annotations)}

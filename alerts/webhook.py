@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from alerts.config import WebhookReceiver
-from alerts.describe import alert_labels, rfc3339
+from alerts.describe import alert_labels, bytewatch_annotations, rfc3339
 from alerts.model import Alert, AlertState, Notification
 from alerts.notifier import Delivered, header_secrets, json_body, post, url_secrets
 
@@ -36,7 +36,7 @@ def webhook_alert(alert: Alert) -> dict[str, Any]:
     return {
         "status": _status(alert),
         "labels": alert_labels(alert),
-        "annotations": dict(alert.annotations),
+        "annotations": bytewatch_annotations(alert),
         "startsAt": rfc3339(alert.incident_started_at),
         "endsAt": rfc3339(ended) if ended is not None else ZERO_TIME,
         "generatorURL": alert.generator_url,

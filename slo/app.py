@@ -135,6 +135,20 @@ def burn_evaluations(
     return out
 
 
+def with_external_url(config: Config) -> Any:
+    """The receivers, with the service's ``alerting.external_url`` where a webhook or
+    Alertmanager receiver sets none of its own (it fills ``externalURL`` in their bodies)."""
+    url = config.settings.alerting.external_url
+    receivers = config.receivers
+    if not url:
+        return receivers
+    updated = [
+        r.model_copy(update={"external_url": url}) if getattr(r, "external_url", None) == "" else r
+        for r in receivers.receivers
+    ]
+    return receivers.model_copy(update={"receivers": updated})
+
+
 def hold_for(slos: Iterable[Slo]) -> Callable[[str, Severity], float]:
     """Each SLO's own ``for:`` per severity, as the alert state machine's hold."""
     holds = {
@@ -369,7 +383,7 @@ class Service:
         self.evaluator.set_slos(self._slos)
 
         self._http = http_client or new_http_client()
-        notifiers = build_notifiers(config.receivers, self._now)
+        notifiers = build_notifiers(with_external_url(config), self._now)
         self.outbox = Outbox(config.outbox_path, notifiers, self._http)
         self.silences = SilenceStore(config.silences_path, self._now)
         tree_config = route_tree_for(config, self._slos)
@@ -512,7 +526,7 @@ class Service:
             self.pipeline.reconfigure(
                 tree, default_timing_for(hold_for(self._slos), keep_firing_for(config))
             )
-            self.outbox.set_notifiers(build_notifiers(config.receivers, self._now))
+            self.outbox.set_notifiers(build_notifiers(with_external_url(config), self._now))
         log.info("reloaded: %d SLOs", len(self._slos), extra={"event": "reload"})
 
     # --- what the API and metrics read -----------------------------------------------------

@@ -22,7 +22,7 @@ from referencing.jsonschema import DRAFT4
 
 from alerts.alertmanager import AlertmanagerNotifier, build_alertmanager_alerts
 from alerts.config import AlertmanagerReceiver
-from alerts.describe import DEFAULT_ALERTNAME
+from alerts.describe import DEFAULT_ALERTNAME, bytewatch_annotations
 from alerts.errors import FinalDeliveryFailure
 from alerts.model import Alert
 from alerts.notifier import Delivered
@@ -205,7 +205,7 @@ def test_a_real_alertmanager_fires_and_resolves_what_we_push(
     fired, cleared = first.json(), second.json()
     assert fired["status"] == "firing"
     assert fired["alerts"][0]["labels"] == stored["labels"]
-    assert fired["alerts"][0]["annotations"] == dict(firing.annotations)
+    assert fired["alerts"][0]["annotations"] == bytewatch_annotations(firing)
     assert datetime.fromisoformat(fired["alerts"][0]["startsAt"]) == started
     assert cleared["status"] == "resolved"
     assert cleared["alerts"][0]["status"] == "resolved"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from alerts.config import WebhookReceiver
-from alerts.describe import DEFAULT_ALERTNAME
+from alerts.describe import DEFAULT_ALERTNAME, bytewatch_annotations
 from alerts.notifier import Delivered, build_test_notification
 from alerts.webhook import ZERO_TIME, WebhookNotifier, build_webhook_body, sign, verify
 from tests.alerts.receiver import RecordingReceiver
@@ -55,7 +55,7 @@ def test_a_firing_alert_reads_as_alertmanager_would_send_it() -> None:
     assert sent == {
         "status": "firing",
         "labels": {**dict(firing.labels), "alertname": DEFAULT_ALERTNAME},
-        "annotations": dict(firing.annotations),
+        "annotations": bytewatch_annotations(firing),
         "startsAt": "2024-01-01T00:00:00Z",
         "endsAt": ZERO_TIME,
         "generatorURL": firing.generator_url,
