@@ -276,8 +276,10 @@ def from_records(count: int) -> dict[str, object]:
     from probe.exchanges import ExchangeBuilder, WallClock
     from probe.routes import Router
     from probe.semantics import Classifier
+    from probe.source import tune_gc_for_throughput
 
     blobs = raw_records(count, random.Random(9))
+    tune_gc_for_throughput()  # as the agent does at start
 
     def run() -> int:
         tracker = ConnectionTracker()

