@@ -103,9 +103,10 @@ _FRAMING_HEADER: Final = re.compile(r"\r\n(?:content-length|transfer-encoding):"
 _REQUEST_TARGET: Final = re.compile(r"[\x21-\x7e]+")
 
 
-def parse_head(raw: bytes) -> MessageHead:
+def parse_head(raw: bytes, end: int = -1) -> MessageHead:
     """Parse a complete head (ending with the blank line) or raise ``ParseError``."""
-    end = raw.find(b"\r\n\r\n")
+    if end < 0:  # the caller may already know where the blank line is
+        end = raw.find(b"\r\n\r\n")
     if end < 0:
         raise ParseError("head does not end with a blank line")
     text = raw[: end + 2].decode("latin-1")  # latin-1 maps every byte: never fails
@@ -543,7 +544,7 @@ class StreamParser:
         if end < 0:
             return None
         try:
-            head = parse_head(data)
+            head = parse_head(data, end)
         except ParseError:
             return None
         framing = self._framing(head)

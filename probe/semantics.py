@@ -634,7 +634,7 @@ def _rule_type(rule: Rule, body: _Body) -> str | None:
 # Every built-in JSON detector needs one of these in the body; most clean bodies have none.
 _JSON_HINTS: Final = (
     b"rror", b"fail", b"Fail", b'ode"', b'"ret', b"errno", b'"rc"', b'"fault"', b'"__type"',
-)  # fmt: skip
+)  # fmt: skip  (spelled out in _worth_parsing; a test keeps the two in step)
 # "false" and "status" are common in clean bodies, so they only count in these spellings.
 _FALSE_FLAGS: Final = tuple(
     f'"{key}"{colon}false'.encode()
@@ -663,10 +663,20 @@ def builtin_verdict(body: _Body) -> Verdict:
 
 
 def _worth_parsing(data: bytes) -> bool:
-    """Can a JSON detector possibly fire? Substring tests only: this is the common path."""
-    for hint in _JSON_HINTS:
-        if hint in data:
-            return True
+    """Can a JSON detector possibly fire? Substring tests only: this is the common path, so the
+    hints are spelled out rather than looped over (a third of the cost on a clean body)."""
+    if (
+        b"rror" in data
+        or b"fail" in data
+        or b"Fail" in data
+        or b'ode"' in data
+        or b'"ret' in data
+        or b"errno" in data
+        or b'"rc"' in data
+        or b'"fault"' in data
+        or b'"__type"' in data
+    ):
+        return True
     if b"false" in data:
         for flag in _FALSE_FLAGS:
             if flag in data:

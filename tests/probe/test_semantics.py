@@ -430,3 +430,11 @@ def test_an_unreadable_body_file_is_one_line_and_exit_code_2(
     code, out, err = _run(capsys, str(missing))
     assert (code, out) == (2, "")
     assert err == f"bytewatch classify: {missing}: cannot read: No such file or directory\n"
+
+
+def test_the_spelled_out_hints_are_exactly_the_listed_ones() -> None:
+    from probe.semantics import _JSON_HINTS, _worth_parsing
+
+    for hint in _JSON_HINTS:
+        assert _worth_parsing(b"{" + hint + b"}")
+    assert not _worth_parsing(b'{"id": 1, "name": "ada", "status": "active"}')
