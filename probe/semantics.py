@@ -98,6 +98,7 @@ from probe.body import (
 from probe.errors import ConfigFieldError
 from probe.model import NOT_INSPECTED, Verdict
 
+_new = tuple.__new__
 MAX_BODY: Final = 64 * 1024
 """Bodies longer than this are cut first (the probe's capture is far shorter)."""
 
@@ -586,7 +587,10 @@ class Classifier:
         body_truncated: bool,
     ) -> Verdict:
         """``classify`` as ``probe.exchanges.ResponseJudge``, which passes the fields one by one."""
-        view = ResponseView(service, route, method, status, (), body, body_truncated, header)
+        # tuple.__new__ skips the NamedTuple's argument parsing: this runs per response.
+        view = _new(
+            ResponseView, (service, route, method, status, (), body, body_truncated, header)
+        )
         return self.classify(view)
 
     def _rules_for(self, service: str) -> tuple[Rule, ...]:
