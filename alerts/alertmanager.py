@@ -20,7 +20,7 @@ import httpx
 from alerts.config import AlertmanagerReceiver
 from alerts.describe import alert_labels, bytewatch_annotations, rfc3339
 from alerts.model import Alert, AlertState, Notification
-from alerts.notifier import Delivered, header_secrets, json_body, post
+from alerts.notifier import ConfiguredNotifier, Delivered, header_secrets, json_body, post
 
 LEASE_RESENDS = 4  # Prometheus: endsAt = now + 4 * max(evaluation interval, resend delay)
 
@@ -59,17 +59,9 @@ def alerts_url(base_url: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class AlertmanagerNotifier:
+class AlertmanagerNotifier(ConfiguredNotifier):
     config: AlertmanagerReceiver
     clock: Callable[[], datetime]  # endsAt is a lease from the moment of sending, not of enqueueing
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def resend_interval_s(self) -> float | None:
-        return self.config.resend_interval_s
 
     def send(self, notification: Notification, client: httpx.Client) -> Delivered:
         alerts = build_alertmanager_alerts(

@@ -151,6 +151,12 @@ class _Receiver(BaseModel):
     name: ReceiverName
     timeout_s: PositiveFloat = 10.0
 
+    @property
+    def resend(self) -> float | None:
+        """How often a still-firing group must be sent again; None when once is enough (only
+        Alertmanager, whose alerts expire unless re-sent, needs it)."""
+        return None
+
 
 class SlackReceiver(_Receiver):
     """A Slack incoming webhook; the URL itself is the credential."""
@@ -200,6 +206,10 @@ class AlertmanagerReceiver(_Receiver):
     # Alertmanager resolves an alert nobody re-sends; firing alerts are pushed this often and
     # carry endsAt = now + 4 * this, the same margin Prometheus uses.
     resend_interval_s: PositiveFloat = 60.0
+
+    @property
+    def resend(self) -> float | None:
+        return self.resend_interval_s
 
 
 ReceiverConfig = Annotated[

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from alerts.config import ReceiverConfig
 from alerts.describe import TEST_MARK
 from alerts.errors import FinalDeliveryFailure, RetryableDeliveryFailure, RetryAfter
 from alerts.model import (
@@ -67,6 +68,22 @@ class Notifier(Protocol):
     def send(self, notification: Notification, client: httpx.Client) -> Delivered:
         """Deliver ``notification``; raise ``DeliveryFailed`` when the receiver did not take it."""
         ...
+
+
+class ConfiguredNotifier:
+    """What every integration's notifier shares: its name and its resend interval are its
+    configuration's. Subclasses are frozen dataclasses with a ``config`` field."""
+
+    __slots__ = ()
+    config: ReceiverConfig
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def resend_interval_s(self) -> float | None:
+        return self.config.resend
 
 
 # --- the response check ---------------------------------------------------------------------

