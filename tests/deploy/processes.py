@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -101,12 +102,16 @@ class Running:
             return response.status, data.decode()
 
 
+def skip_or_fail(message: str) -> NoReturn:
+    """A missing tool skips a test here, but fails it in CI, whose machine must have it."""
+    if IN_CI:
+        pytest.fail(f"CI=true: {message}")
+    pytest.skip(message)
+
+
 def _runtime(argv: list[str]) -> None:
     if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
-        message = f"{argv[0]} is not installed (scripts/setup.sh --dev installs it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"{argv[0]} is not installed (scripts/setup.sh --dev installs it)")
 
 
 @contextlib.contextmanager

@@ -9,12 +9,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from slo.rules import render_rules
 from slo.spec import load_paths
 from tests.deploy.files import DEPLOY, kubernetes_objects
+from tests.deploy.processes import skip_or_fail
 
 PROMETHEUS_YML = DEPLOY / "prometheus" / "prometheus.yml"
 CONFIG = yaml.safe_load(PROMETHEUS_YML.read_text())
@@ -26,7 +26,7 @@ NO_KUBERNETES_SD = "field kubernetes_sd_configs not found"
 def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
-        pytest.skip("promtool is not installed (scripts/setup.sh --dev installs prometheus)")
+        skip_or_fail("promtool is not installed (scripts/setup.sh --dev installs prometheus)")
     return found
 
 

@@ -14,6 +14,7 @@ import yaml
 from probe.doctor import TRACEFS_DIRS, missing_privilege
 from slo.settings import StoreSettings
 from tests.deploy.files import CAPABILITIES, EXAMPLE_CONFIG, SYSTEMD_UNIT, secret_refs
+from tests.deploy.processes import skip_or_fail
 
 # include/uapi/linux/capability.h
 CAPABILITY_NUMBERS = {
@@ -134,7 +135,7 @@ def test_hardening_that_would_break_bcc_is_off(key: str) -> None:
 
 def test_systemd_accepts_every_directive(tmp_path: Path) -> None:
     if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed")
+        skip_or_fail("systemd-analyze is not installed (Debian's systemd package)")
     # The agent is not installed here: point ExecStart at a program that exists.
     unit = tmp_path / "bytewatch.service"
     unit.write_text(
