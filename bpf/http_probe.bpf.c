@@ -31,7 +31,9 @@ struct bw_io_args {
     __u8 vectored;
     __u8 direction;
     __u16 port;  /* connect/bind: the port in the sockaddr */
-    __u64 ts_enter_ns;
+    __s32 nr;    /* the syscall's number: an exit only takes what its own entry left */
+    __u8 live;   /* task storage only: the slot holds an entry not yet taken */
+    __u8 _pad[3];
 };
 
 /* The scratch record has room for one payload past its end, so that masked offsets and
@@ -48,7 +50,13 @@ BPF_HASH(filter_comms, struct bw_comm_key, __u8, 256);
 BPF_HASH(filter_ports, __u16, __u8, 1024);
 BPF_HASH(listen_ports, struct bw_conn_key, __u16, 16384);
 BPF_TABLE("lru_hash", struct bw_conn_key, struct bw_conn, conns, BW_MAX_CONNS);
+#ifdef BW_TASK_STORAGE
+/* One slot per thread: a thread is in at most one syscall, so entries never compete for room,
+ * and a slot costs a pointer chase where a hash map costs a lock, a hash and an allocation. */
+BPF_TASK_STORAGE(active, struct bw_io_args);
+#else
 BPF_HASH(active, __u64, struct bw_io_args, 16384);
+#endif
 BPF_PERCPU_ARRAY(scratch, struct bw_scratch, 1);
 BPF_TABLE("lru_hash", struct bw_conn_key, struct bw_stash, stash, 8192);
 BPF_PERCPU_ARRAY(stash_scratch, struct bw_stash, 1);
@@ -58,6 +66,46 @@ static __always_inline void count(__u32 which) {
     __u64 *v = counters.lookup(&which);
     if (v)
         *v += 1;
+}
+
+/* The in-flight table: an entry remembers its arguments, the matching exit takes them. */
+static __always_inline void remember(struct bw_io_args *a, __s32 nr) {
+    a->nr = nr;
+#ifdef BW_TASK_STORAGE
+    struct bw_io_args *slot = active.task_storage_get(
+        (struct task_struct *)bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!slot) {
+        count(BW_COUNTER_ARGS_FULL);
+        return;
+    }
+    *slot = *a;
+    slot->live = 1;
+#else
+    __u64 id = bpf_get_current_pid_tgid();
+    if (active.update(&id, a))
+        count(BW_COUNTER_ARGS_FULL);
+#endif
+}
+
+/* The arguments the entry of syscall `nr` left, if any; 1 when `out` was filled. */
+static __always_inline int take(struct bw_io_args *out, __s32 nr) {
+#ifdef BW_TASK_STORAGE
+    struct bw_io_args *slot = active.task_storage_get(
+        (struct task_struct *)bpf_get_current_task_btf(), 0, 0);
+    if (!slot || !slot->live)
+        return 0;
+    slot->live = 0;
+    *out = *slot;
+#else
+    __u64 id = bpf_get_current_pid_tgid();
+    struct bw_io_args *slot = active.lookup(&id);
+    if (!slot)
+        return 0;
+    *out = *slot;
+    active.delete(&id);
+#endif
+    /* An entry whose exit was missed (attached in between) must not answer another syscall. */
+    return out->nr == nr;
 }
 
 /* Is this process one the user asked to watch? The agent never watches itself. */
@@ -396,70 +444,66 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
 
 /* ---- entries: remember the arguments the exit needs ---- */
 
-static __always_inline int enter_io(__s64 fd, __u64 buf, __u64 vlen, __u8 vectored, __u8 dir) {
+static __always_inline int enter_io(__s32 nr, __s64 fd, __u64 buf, __u64 vlen, __u8 vectored,
+                                    __u8 dir) {
     if (fd < 0)
         return 0;
-    __u64 id = bpf_get_current_pid_tgid();
-    if (!wanted(id >> 32))
+    if (!wanted(bpf_get_current_pid_tgid() >> 32))
         return 0;
     struct bw_io_args a = {.buf = buf, .vlen = vlen, .fd = (__s32)fd, .vectored = vectored,
                            .direction = dir};
-    if (active.update(&id, &a))
-        count(BW_COUNTER_ARGS_FULL);
+    remember(&a, nr);
     return 0;
 }
 
 /* user_msghdr is user-space ABI: msg_iov at offset 16, msg_iovlen at 24 on 64-bit. */
-static __always_inline int enter_msg(__s64 fd, __u64 msg, __u8 dir) {
+static __always_inline int enter_msg(__s32 nr, __s64 fd, __u64 msg, __u8 dir) {
     __u64 hdr[4] = {};
     if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)msg))
         return 0;
-    return enter_io(fd, hdr[2], hdr[3], 1, dir);
+    return enter_io(nr, fd, hdr[2], hdr[3], 1, dir);
 }
 
-static __always_inline int exit_io(long ret) {
-    __u64 id = bpf_get_current_pid_tgid();
-    struct bw_io_args *a = active.lookup(&id);
-    if (!a)
+static __always_inline int exit_io(__s32 nr, long ret) {
+    struct bw_io_args a;
+    if (!take(&a, nr))
         return 0;
-    struct bw_io_args copy = *a;
-    active.delete(&id);
-    return on_data(&copy, ret);
+    return on_data(&a, ret);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_read) {
-    return enter_io(args->fd, (__u64)args->buf, 0, 0, BW_INGRESS);
+    return enter_io(args->__syscall_nr, args->fd, (__u64)args->buf, 0, 0, BW_INGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_read) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_read) { return exit_io(args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_readv) {
-    return enter_io(args->fd, (__u64)args->vec, args->vlen, 1, BW_INGRESS);
+    return enter_io(args->__syscall_nr, args->fd, (__u64)args->vec, args->vlen, 1, BW_INGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return exit_io(args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_recvfrom) {
-    return enter_io(args->fd, (__u64)args->ubuf, 0, 0, BW_INGRESS);
+    return enter_io(args->__syscall_nr, args->fd, (__u64)args->ubuf, 0, 0, BW_INGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return exit_io(args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg) {
-    return enter_msg(args->fd, (__u64)args->msg, BW_INGRESS);
+    return enter_msg(args->__syscall_nr, args->fd, (__u64)args->msg, BW_INGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return exit_io(args->__syscall_nr, args->ret); }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_write) {
-    return enter_io(args->fd, (__u64)args->buf, 0, 0, BW_EGRESS);
+    return enter_io(args->__syscall_nr, args->fd, (__u64)args->buf, 0, 0, BW_EGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_write) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_write) { return exit_io(args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_writev) {
-    return enter_io(args->fd, (__u64)args->vec, args->vlen, 1, BW_EGRESS);
+    return enter_io(args->__syscall_nr, args->fd, (__u64)args->vec, args->vlen, 1, BW_EGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return exit_io(args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_sendto) {
-    return enter_io(args->fd, (__u64)args->buff, 0, 0, BW_EGRESS);
+    return enter_io(args->__syscall_nr, args->fd, (__u64)args->buff, 0, 0, BW_EGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return exit_io(args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg) {
-    return enter_msg(args->fd, (__u64)args->msg, BW_EGRESS);
+    return enter_msg(args->__syscall_nr, args->fd, (__u64)args->msg, BW_EGRESS);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return exit_io(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return exit_io(args->__syscall_nr, args->ret); }
 
 /* sendfile moves a response body without a user buffer: counted, never copied. */
 TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64) {
@@ -469,16 +513,14 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendfile64) {
     if (!c || !c->tracked || c->ignored)
         return 0;
     struct bw_io_args a = {.fd = args->out_fd, .direction = BW_EGRESS};
-    active.update(&id, &a);
+    remember(&a, args->__syscall_nr);
     return 0;
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendfile64) {
-    __u64 id = bpf_get_current_pid_tgid();
-    struct bw_io_args *a = active.lookup(&id);
-    if (!a)
+    struct bw_io_args a;
+    if (!take(&a, args->__syscall_nr))
         return 0;
-    struct bw_conn_key key = {.tgid = id >> 32, .fd = a->fd};
-    active.delete(&id);
+    struct bw_conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = a.fd};
     struct bw_conn *c = conns.lookup(&key);
     if (!c || args->ret <= 0)
         return 0;
@@ -498,22 +540,19 @@ static __always_inline __u16 sockaddr_port(__u64 addr) {
     return (__u16)((family_port[1] >> 8) | (family_port[1] << 8));
 }
 
-static __always_inline int enter_accept(__s64 listen_fd, __u64 peer) {
-    __u64 id = bpf_get_current_pid_tgid();
-    if (!wanted(id >> 32))
+static __always_inline int enter_accept(__s32 nr, __s64 listen_fd, __u64 peer) {
+    if (!wanted(bpf_get_current_pid_tgid() >> 32))
         return 0;
     struct bw_io_args a = {.fd = (__s32)listen_fd, .buf = peer};
-    active.update(&id, &a);
+    remember(&a, nr);
     return 0;
 }
 
-static __always_inline int exit_accept(long ret) {
+static __always_inline int exit_accept(__s32 nr, long ret) {
     __u64 id = bpf_get_current_pid_tgid();
-    struct bw_io_args *a = active.lookup(&id);
-    if (!a)
+    struct bw_io_args copy;
+    if (!take(&copy, nr))
         return 0;
-    struct bw_io_args copy = *a;
-    active.delete(&id);
     if (ret < 0)
         return 0;
     struct bw_conn_key listen = {.tgid = id >> 32, .fd = copy.fd};
@@ -530,13 +569,13 @@ static __always_inline int exit_accept(long ret) {
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_accept4) {
-    return enter_accept(args->fd, (__u64)args->upeer_sockaddr);
+    return enter_accept(args->__syscall_nr, args->fd, (__u64)args->upeer_sockaddr);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return exit_accept(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_accept4) { return exit_accept(args->__syscall_nr, args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_enter_accept) {
-    return enter_accept(args->fd, (__u64)args->upeer_sockaddr);
+    return enter_accept(args->__syscall_nr, args->fd, (__u64)args->upeer_sockaddr);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_accept) { return exit_accept(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_accept) { return exit_accept(args->__syscall_nr, args->ret); }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_connect) {
     __u64 id = bpf_get_current_pid_tgid();
@@ -545,16 +584,14 @@ TRACEPOINT_PROBE(syscalls, sys_enter_connect) {
     struct bw_io_args a = {.fd = args->fd, .port = sockaddr_port((__u64)args->uservaddr)};
     if (a.port == 0)
         return 0;
-    active.update(&id, &a);
+    remember(&a, args->__syscall_nr);
     return 0;
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_connect) {
     __u64 id = bpf_get_current_pid_tgid();
-    struct bw_io_args *a = active.lookup(&id);
-    if (!a)
+    struct bw_io_args copy;
+    if (!take(&copy, args->__syscall_nr))
         return 0;
-    struct bw_io_args copy = *a;
-    active.delete(&id);
     if (args->ret != 0 && args->ret != -BW_EINPROGRESS)
         return 0;
     struct bw_conn c = {.conn_id = bpf_ktime_get_ns(), .role = BW_ROLE_CLIENT,
@@ -574,17 +611,15 @@ TRACEPOINT_PROBE(syscalls, sys_enter_bind) {
     struct bw_io_args a = {.fd = args->fd, .port = sockaddr_port((__u64)args->umyaddr)};
     if (a.port == 0)
         return 0;
-    active.update(&id, &a);
+    remember(&a, args->__syscall_nr);
     return 0;
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_bind) {
-    __u64 id = bpf_get_current_pid_tgid();
-    struct bw_io_args *a = active.lookup(&id);
-    if (!a)
+    struct bw_io_args a;
+    if (!take(&a, args->__syscall_nr))
         return 0;
-    struct bw_conn_key key = {.tgid = id >> 32, .fd = a->fd};
-    __u16 port = a->port;
-    active.delete(&id);
+    struct bw_conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = a.fd};
+    __u16 port = a.port;
     if (args->ret == 0)
         listen_ports.update(&key, &port);
     return 0;

@@ -83,6 +83,7 @@ class ProbeConfig:
     comms: frozenset[str] = frozenset()  # thread names matched in the kernel; see probe.filters
     ports: frozenset[int] = frozenset()
     self_tgid: int = field(default_factory=os.getpid)
+    task_storage: bool = True  # False: keep in-flight syscalls in a hash map even where slots work
 
     def __post_init__(self) -> None:
         if not 64 <= self.capture_bytes <= 4096:
@@ -106,13 +107,26 @@ class LoadedProbe:
             f"-DBW_MAX_CONNS={config.max_connections}",
             "-Wno-unused-function",
         ]
-        try:
-            self._bpf: Any = bcc.BPF(src_file=str(PROBE_SOURCE).encode(), cflags=cflags)
-        except Exception as exc:
-            raise ProbeUnavailable(
-                f"cannot load the probe ({_first_line(exc)}): "
-                "run `bytewatch doctor` for what is missing"
-            ) from exc
+        # Per-thread slots for in-flight syscalls are cheaper than a hash map (0.9 us of 5.8 per
+        # traced request and response, bench/kernel_cost.py), but tracepoint programs may only
+        # use task storage on recent kernels: older ones get the hash map.
+        self._bpf: Any = None
+        self.in_flight = "hash map"
+        if config.task_storage:
+            try:
+                flags = [*cflags, "-DBW_TASK_STORAGE=1"]
+                self._bpf = bcc.BPF(src_file=str(PROBE_SOURCE).encode(), cflags=flags)
+                self.in_flight = "task storage"
+            except Exception:  # any failure here means: use the hash map
+                self._bpf = None
+        if self._bpf is None:
+            try:
+                self._bpf = bcc.BPF(src_file=str(PROBE_SOURCE).encode(), cflags=cflags)
+            except Exception as exc:
+                raise ProbeUnavailable(
+                    f"cannot load the probe ({_first_line(exc)}): "
+                    "run `bytewatch doctor` for what is missing"
+                ) from exc
         self._batch: list[bytes] = []
         self._mapped: MappedRingBuffer | None = None
         try:

@@ -302,6 +302,43 @@ def test_the_probe_never_sees_its_own_traffic(python_server: RunningServer) -> N
     assert all(e.pid != os.getpid() for e in seen)
 
 
+# Tracepoint programs may use task storage since Linux 5.12; before, the hash map is the only way.
+TASK_STORAGE_SINCE = (5, 12)
+
+
+def kernel_version() -> tuple[int, int]:
+    major, minor = os.uname().release.split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+@pytest.mark.parametrize("task_storage", [True, False], ids=["task-storage", "hash-map"])
+def test_either_in_flight_table_carries_each_request_and_its_response(
+    python_server: RunningServer, task_storage: bool
+) -> None:
+    from probe.abi import Record, StreamDirection, decode_records
+    from probe.loader import LoadedProbe, ProbeConfig
+
+    path = f"/users/{unique_id()}"
+    config = ProbeConfig(pids=frozenset({python_server.pid}), task_storage=task_storage)
+    with LoadedProbe(config) as probe:
+        if not task_storage:
+            assert probe.in_flight == "hash map"
+        elif kernel_version() >= TASK_STORAGE_SINCE:
+            assert probe.in_flight == "task storage", "the cheaper table failed to load"
+        for _ in range(3):
+            assert httpx.get(python_server.url(path)).status_code == 200
+        records: list[Record] = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(records) < 6:
+            for blob in probe.poll(0.1):
+                records += [r for r in decode_records(blob) if r.tgid == python_server.pid]
+    requests = [r for r in records if r.data.startswith(f"GET {path} ".encode())]
+    responses = [r for r in records if r.data.startswith(b"HTTP/1.")]
+    assert len(requests) == 3 and len(responses) == 3
+    assert {r.direction for r in requests} == {StreamDirection.INGRESS}
+    assert {r.direction for r in responses} == {StreamDirection.EGRESS}
+
+
 def test_a_probe_that_cannot_attach_says_why_in_one_line_without_a_traceback() -> None:
     env = dict(os.environ, BYTEWATCH_BPF_DIR="/nonexistent")
     result = subprocess.run(

@@ -1,0 +1,175 @@
+"""What the probe's kernel side costs a service, apart from the agent reading its records.
+
+Run as root:  .venv/bin/python -m bench.kernel_cost [--rounds 8] [--requests 50000]
+
+A small C client and server (bench/pingpong.c) exchange HTTP/1.1 requests and responses on one
+loopback connection, pinned to one CPU, and report the CPU time they spent per request. That
+number moves only with the work done per syscall, so it isolates what the eBPF programs add to
+the four syscalls of each request (client write, server read, server write, client read) from
+the scheduler noise that makes throughput tests on a shared two-core machine wander by 30 %.
+
+Records are drained every 20 ms, as the agent does, but not decoded: this is the kernel's share
+of bench/probe_overhead.py's numbers. Variants, in alternating order each round:
+
+- off: no probe;
+- server, task storage / hash map: the probe watches the server process only (by name), with
+  in-flight syscalls kept per thread or in a hash map (see probe/loader.py);
+- host, task storage / hash map: the probe watches every process, so both sides are exchanges.
+
+It prints medians and writes bench/results/kernel_cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from probe.loader import LoadedProbe, ProbeConfig  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "kernel_cost.json"
+SERVER_COMM = "pp-server"
+CPU = "1"
+DRAIN_EVERY_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    probe: ProbeConfig | None
+
+
+VARIANTS = (
+    Variant("off", None),
+    Variant("server, task storage", ProbeConfig(comms=frozenset({SERVER_COMM}))),
+    Variant("server, hash map", ProbeConfig(comms=frozenset({SERVER_COMM}), task_storage=False)),
+    Variant("host, task storage", ProbeConfig()),
+    Variant("host, hash map", ProbeConfig(task_storage=False)),
+)
+
+
+def build_pingpong(workdir: Path) -> Path:
+    binary = workdir / "pingpong"
+    subprocess.run(
+        ["gcc", "-O2", "-o", str(binary), str(ROOT / "bench" / "pingpong.c")], check=True
+    )
+    return binary
+
+
+@dataclass
+class Drained:
+    records: int = 0
+    in_flight: str = "-"
+
+
+@contextmanager
+def probe_drained(config: ProbeConfig | None) -> Iterator[Drained]:
+    """The probe loaded and drained in the background; counts what it drained."""
+    drained = Drained()
+    if config is None:
+        yield drained
+        return
+    with LoadedProbe(config) as probe:
+        drained.in_flight = probe.in_flight
+        stop = threading.Event()
+
+        def drain() -> None:
+            while not stop.wait(DRAIN_EVERY_S):
+                drained.records += len(probe.consume())
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        try:
+            yield drained
+        finally:
+            stop.set()
+            reader.join()
+            drained.records += len(probe.consume())
+
+
+def cpu_us_per_request(binary: Path, requests: int) -> float:
+    out = subprocess.run(
+        ["taskset", "-c", CPU, str(binary), str(requests)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=50_000)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench.kernel_cost: run as root (the probe loads eBPF programs)", file=sys.stderr)
+        return 1
+    runs: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
+    records: dict[str, int] = {v.name: 0 for v in VARIANTS}
+    in_flight: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = build_pingpong(Path(tmp))
+        for i in range(args.rounds):
+            for variant in VARIANTS if i % 2 == 0 else VARIANTS[::-1]:
+                with probe_drained(variant.probe) as drained:
+                    time.sleep(0.2)
+                    runs[variant.name].append(cpu_us_per_request(binary, args.requests))
+                records[variant.name] += drained.records
+                in_flight[variant.name] = drained.in_flight
+    base = statistics.median(runs["off"])
+    rows = []
+    for variant in VARIANTS:
+        median = statistics.median(runs[variant.name])
+        rows.append(
+            {
+                "variant": variant.name,
+                "cpu_us_per_request": median,
+                "min_us": min(runs[variant.name]),
+                "added_us": median - base,
+                "throughput_equivalent": base / median,
+                "records_per_request": records[variant.name] / (args.rounds * args.requests),
+                "in_flight": in_flight[variant.name],
+                "runs_us": runs[variant.name],
+            }
+        )
+    print(f"{'variant':<22} {'us/req':>7} {'min':>6} {'added':>6} {'ratio':>6} {'rec/req':>7}")
+    for row in rows:
+        print(
+            f"{row['variant']:<22} {row['cpu_us_per_request']:>7.2f} {row['min_us']:>6.2f} "
+            f"{row['added_us']:>6.2f} {row['throughput_equivalent']:>6.3f} "
+            f"{row['records_per_request']:>7.2f}"
+        )
+    print("us/req: client + server CPU per request (median); ratio: off / on")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "kernel": os.uname().release,
+                "rounds": args.rounds,
+                "requests": args.requests,
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
