@@ -11,6 +11,13 @@
 #define BW_STASH_MAX 1024 /* a request this small waits in the kernel for its response */
 #define BW_COMM_LEN 16
 
+/* A TLS stream's plaintext (see the uprobes in http_probe.bpf.c) is a connection of its own:
+ * its fd field is the socket's fd with BW_TLS_FD set or, when the socket is unknown, BW_TLS_FD
+ * and BW_TLS_SSL set over bits of the library's SSL object address. */
+#define BW_TLS_FD 0x40000000
+#define BW_TLS_SSL 0x20000000
+#define BW_TLS_FD_MASK 0x1fffffff
+
 enum bw_kind {
     BW_KIND_DATA = 1,  /* bytes read or written on a tracked connection */
     BW_KIND_CLOSE = 2, /* a tracked connection was closed */

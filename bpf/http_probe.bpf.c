@@ -108,6 +108,65 @@ static __always_inline int take(struct bw_io_args *out, __s32 nr) {
     return out->nr == nr;
 }
 
+#ifdef BW_TLS
+/* A thread inside SSL_read or SSL_write: the call's arguments, and the socket that the syscalls
+ * the library makes meanwhile reveal. */
+struct bw_tls_call {
+    __u64 ssl;
+    __u64 buf;
+    __u64 done_ptr; /* SSL_*_ex: where the library stores the byte count */
+    __s32 fd;       /* -1 until a syscall inside the call shows the socket */
+    __u8 direction;
+    __u8 ex;
+    __u8 live;
+    __u8 _pad;
+};
+
+struct bw_tls_key {
+    __u64 ssl;
+    __u32 tgid;
+    __u32 _pad;
+};
+
+/* The socket each SSL object was last seen using, for calls served from OpenSSL's own buffer. */
+BPF_TABLE("lru_hash", struct bw_tls_key, __s32, tls_sockets, 65536);
+#ifdef BW_TASK_STORAGE
+BPF_TASK_STORAGE(tls_calls, struct bw_tls_call);
+#else
+BPF_HASH(tls_calls, __u64, struct bw_tls_call, 16384);
+#endif
+
+static __always_inline struct bw_tls_call *tls_call(int create) {
+#ifdef BW_TASK_STORAGE
+    return tls_calls.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0,
+                                      create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+#else
+    __u64 id = bpf_get_current_pid_tgid();
+    if (!create)
+        return tls_calls.lookup(&id);
+    struct bw_tls_call empty = {};
+    return tls_calls.lookup_or_try_init(&id, &empty);
+#endif
+}
+
+static __always_inline void tls_call_done(struct bw_tls_call *call) {
+    call->live = 0;
+#ifndef BW_TASK_STORAGE
+    __u64 id = bpf_get_current_pid_tgid();
+    tls_calls.delete(&id);
+#endif
+}
+
+/* Inside SSL_read/SSL_write a read or write moves ciphertext: note its socket and skip it. */
+static __always_inline int inside_tls_call(__s32 fd) {
+    struct bw_tls_call *call = tls_call(0);
+    if (!call || !call->live)
+        return 0;
+    call->fd = fd;
+    return 1;
+}
+#endif
+
 /* Is this process one the user asked to watch? The agent never watches itself. */
 static __always_inline int wanted(__u32 tgid) {
     __u32 zero = 0;
@@ -359,6 +418,16 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
             fresh.remote_port = c->remote_port;
         } else {
             fresh.conn_id = now;
+#ifdef BW_TLS
+            if ((a->fd & BW_TLS_FD) && !(a->fd & BW_TLS_SSL)) {
+                struct bw_conn_key socket = {.tgid = key.tgid, .fd = a->fd & BW_TLS_FD_MASK};
+                struct bw_conn *plain = conns.lookup(&socket);
+                if (plain) {
+                    fresh.local_port = plain->local_port;
+                    fresh.remote_port = plain->remote_port;
+                }
+            }
+#endif
         }
         /* Reading a request or writing a response makes this process the server. */
         int reads = a->direction == BW_INGRESS;
@@ -450,6 +519,10 @@ static __always_inline int enter_io(__s32 nr, __s64 fd, __u64 buf, __u64 vlen, _
         return 0;
     if (!wanted(bpf_get_current_pid_tgid() >> 32))
         return 0;
+#ifdef BW_TLS
+    if (inside_tls_call((__s32)fd))
+        return 0;
+#endif
     struct bw_io_args a = {.buf = buf, .vlen = vlen, .fd = (__s32)fd, .vectored = vectored,
                            .direction = dir};
     remember(&a, nr);
@@ -625,19 +698,17 @@ TRACEPOINT_PROBE(syscalls, sys_exit_bind) {
     return 0;
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_close) {
-    __u64 id = bpf_get_current_pid_tgid();
-    struct bw_conn_key key = {.tgid = id >> 32, .fd = (__s32)args->fd};
-    struct bw_conn *c = conns.lookup(&key);
+static __always_inline void close_conn(struct bw_conn_key *key) {
+    struct bw_conn *c = conns.lookup(key);
     if (!c)
-        return 0;
+        return;
     if (c->tracked && !c->ignored) {
         if (c->stashed)
-            flush_stash(&key, c);
+            flush_stash(key, c);
         __u32 zero = 0;
         struct bw_scratch *s = scratch.lookup(&zero);
         if (s) {
-            stamp(&s->ev, BW_KIND_CLOSE, &key, c, bpf_ktime_get_ns());
+            stamp(&s->ev, BW_KIND_CLOSE, key, c, bpf_ktime_get_ns());
             s->ev.direction = 0;
             s->ev.flags = 0;
             s->ev.len = 0;
@@ -645,8 +716,81 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close) {
             emit(s, 0);
         }
     }
-    conns.delete(&key);
-    stash.delete(&key);
-    listen_ports.delete(&key);
+    conns.delete(key);
+    stash.delete(key);
+    listen_ports.delete(key);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close) {
+    struct bw_conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (__s32)args->fd};
+    close_conn(&key);
+#ifdef BW_TLS
+    if (key.fd >= 0 && key.fd <= BW_TLS_FD_MASK) {
+        key.fd |= BW_TLS_FD;
+        close_conn(&key);
+    }
+#endif
     return 0;
 }
+
+#ifdef BW_TLS
+/* ---- TLS: OpenSSL's plaintext through uprobes on SSL_read/SSL_write and their _ex forms ----
+ *
+ * A TLS stream is a connection of its own, keyed by its socket's fd with BW_TLS_FD set, so its
+ * byte totals never mix with the ciphertext's. Libraries that move the ciphertext themselves,
+ * outside the SSL call (Node's memory BIOs), never show the socket: their streams are keyed by
+ * the SSL object instead (BW_TLS_SSL), with no ports and no close, which user space tolerates. */
+
+static __always_inline int tls_enter(struct pt_regs *ctx, __u8 dir, __u8 ex) {
+    if (!wanted(bpf_get_current_pid_tgid() >> 32))
+        return 0;
+    struct bw_tls_call *call = tls_call(1);
+    if (!call)
+        return 0;
+    call->ssl = PT_REGS_PARM1(ctx);
+    call->buf = PT_REGS_PARM2(ctx);
+    call->done_ptr = ex ? PT_REGS_PARM4(ctx) : 0;
+    call->fd = -1;
+    call->direction = dir;
+    call->ex = ex;
+    call->live = 1;
+    return 0;
+}
+
+int tls_read_enter(struct pt_regs *ctx) { return tls_enter(ctx, BW_INGRESS, 0); }
+int tls_write_enter(struct pt_regs *ctx) { return tls_enter(ctx, BW_EGRESS, 0); }
+int tls_read_ex_enter(struct pt_regs *ctx) { return tls_enter(ctx, BW_INGRESS, 1); }
+int tls_write_ex_enter(struct pt_regs *ctx) { return tls_enter(ctx, BW_EGRESS, 1); }
+
+int tls_return(struct pt_regs *ctx) {
+    struct bw_tls_call *call = tls_call(0);
+    if (!call || !call->live)
+        return 0;
+    struct bw_tls_call c = *call;
+    tls_call_done(call);
+    long ret = (int)PT_REGS_RC(ctx); /* the calls return int: -1 arrives as 0xffffffff */
+    if (c.ex) {
+        __u64 done = 0;
+        if (ret != 1 || bpf_probe_read_user(&done, sizeof(done), (void *)c.done_ptr))
+            return 0;
+        ret = (long)done;
+    }
+    if (ret <= 0)
+        return 0;
+    struct bw_tls_key tk = {.ssl = c.ssl, .tgid = bpf_get_current_pid_tgid() >> 32};
+    __s32 fd = c.fd;
+    if (fd >= 0) {
+        tls_sockets.update(&tk, &fd);
+    } else {
+        __s32 *known = tls_sockets.lookup(&tk);
+        if (known)
+            fd = *known;
+    }
+    struct bw_io_args a = {.buf = c.buf, .direction = c.direction};
+    if (fd >= 0 && fd <= BW_TLS_FD_MASK)
+        a.fd = BW_TLS_FD | fd;
+    else
+        a.fd = BW_TLS_FD | BW_TLS_SSL | (__s32)((c.ssl >> 4) & BW_TLS_FD_MASK);
+    return on_data(&a, ret);
+}
+#endif

@@ -17,6 +17,10 @@ from probe.errors import ProbeAbiMismatch
 DATA_MAX: Final = 4096
 STASH_MAX: Final = 1024
 COMM_LEN: Final = 16
+# A TLS stream's fd: its socket's with TLS_FD set, or TLS_FD | TLS_SSL when the socket is unknown.
+TLS_FD: Final = 0x40000000
+TLS_SSL: Final = 0x20000000
+TLS_FD_MASK: Final = 0x1FFFFFFF
 
 
 class RecordKind(IntEnum):

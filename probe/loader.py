@@ -8,14 +8,17 @@ what to do, so the command line never shows a traceback for a machine problem.
 from __future__ import annotations
 
 import ctypes
+import logging
 import mmap
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from probe import procfs
 from probe.abi import (
     COMM_LEN,
     COUNTER_COUNT,
@@ -29,6 +32,7 @@ from probe.conn import ConnTotals
 from probe.errors import ProbeUnavailable
 from probe.ringbuf import MappedRingBuffer, mmap_supported
 
+_log = logging.getLogger(__name__)
 BPF_DIR = Path(os.environ.get("BYTEWATCH_BPF_DIR", Path(__file__).resolve().parent.parent / "bpf"))
 PROBE_SOURCE = BPF_DIR / "http_probe.bpf.c"
 DEBIAN_DIST_PACKAGES = Path("/usr/lib/python3/dist-packages")
@@ -84,12 +88,40 @@ class ProbeConfig:
     ports: frozenset[int] = frozenset()
     self_tgid: int = field(default_factory=os.getpid)
     task_storage: bool = True  # False: keep in-flight syscalls in a hash map even where slots work
+    tls: bool = True  # OpenSSL's plaintext through uprobes (see tls_targets)
+    tls_binaries: frozenset[str] = frozenset()  # executables with OpenSSL linked in statically
 
     def __post_init__(self) -> None:
         if not 64 <= self.capture_bytes <= 4096:
             raise ValueError(f"capture_bytes must be between 64 and 4096, not {self.capture_bytes}")
         if self.ringbuf_pages <= 0 or self.ringbuf_pages & (self.ringbuf_pages - 1):
             raise ValueError(f"ringbuf_pages must be a power of two, not {self.ringbuf_pages}")
+
+
+# OpenSSL's plaintext calls and the probe functions that see them enter (all share tls_return).
+# SSL_read_ex/SSL_write_ex are what CPython's ssl module calls; nginx, curl and Node call the
+# others. None of them calls another, so nothing is seen twice.
+TLS_SYMBOLS: tuple[tuple[bytes, bytes], ...] = (
+    (b"SSL_read", b"tls_read_enter"),
+    (b"SSL_write", b"tls_write_enter"),
+    (b"SSL_read_ex", b"tls_read_ex_enter"),
+    (b"SSL_write_ex", b"tls_write_ex_enter"),
+)
+# Where distributions install OpenSSL, for services that start after the probe.
+LIBSSL_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
+
+
+def tls_targets(binaries: Iterable[str] = ()) -> set[Path]:
+    """Files to put TLS uprobes on: every libssl mapped by a process now or installed in the
+    usual places, Node (which links OpenSSL in), and the executables the user names."""
+    found = procfs.mapped_libraries("libssl.so")
+    for directory in LIBSSL_DIRS:
+        found.update(Path(os.path.realpath(p)) for p in Path(directory).glob("libssl.so.*"))
+    node = shutil.which("node")
+    if node:
+        found.add(Path(os.path.realpath(node)))
+    found.update(Path(os.path.realpath(b)) for b in binaries)
+    return {path for path in found if path.is_file()}
 
 
 class LoadedProbe:
@@ -107,6 +139,8 @@ class LoadedProbe:
             f"-DBW_MAX_CONNS={config.max_connections}",
             "-Wno-unused-function",
         ]
+        if config.tls:
+            cflags.append("-DBW_TLS=1")
         # Per-thread slots for in-flight syscalls are cheaper than a hash map (0.9 us of 5.8 per
         # traced request and response, bench/kernel_cost.py), but tracepoint programs may only
         # use task storage on recent kernels: older ones get the hash map.
@@ -146,9 +180,31 @@ class LoadedProbe:
         except Exception:
             self._bpf.cleanup()
             raise
+        self.tls_targets: tuple[str, ...] = ()
+        if config.tls:
+            self.tls_targets = self._attach_tls(tls_targets(config.tls_binaries))
         self._conns = self._bpf[b"conns"]
         self._counters = self._bpf[b"counters"]
         self._listen_ports = self._bpf[b"listen_ports"]
+
+    def _attach_tls(self, targets: Iterable[Path]) -> tuple[str, ...]:
+        """Uprobes on each target that exports OpenSSL's read and write; the ones attached."""
+        attached: list[str] = []
+        for target in sorted(targets):
+            symbols = [s for s, entry in TLS_SYMBOLS if self._attach_uprobes(target, s, entry)]
+            if symbols:
+                attached.append(str(target))
+        return tuple(attached)
+
+    def _attach_uprobes(self, target: Path, symbol: bytes, entry: bytes) -> bool:
+        name = str(target).encode()
+        try:
+            self._bpf.attach_uprobe(name=name, sym=symbol, fn_name=entry)
+            self._bpf.attach_uretprobe(name=name, sym=symbol, fn_name=b"tls_return")
+        except Exception as exc:  # no such symbol: not an OpenSSL, or one without the _ex calls
+            _log.debug("no TLS uprobe on %s:%s (%s)", target, symbol.decode(), _first_line(exc))
+            return False
+        return True
 
     def _configure(self, config: ProbeConfig) -> None:
         filter_pids = bool(config.pids or config.comms)

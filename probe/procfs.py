@@ -91,3 +91,23 @@ def socket_local_port(pid: int, fd: int, proc: Path = PROC) -> int:
     if inode is None:
         return 0
     return _inodes(listening_only=False, proc=proc).get(inode, 0)
+
+
+def mapped_libraries(fragment: str, proc: Path = PROC) -> set[Path]:
+    """Files whose name contains ``fragment`` that some process has mapped (resolved paths),
+    e.g. every OpenSSL ``libssl.so`` in use on the host, wherever it was installed."""
+    found: set[Path] = set()
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            maps = (entry / "maps").read_text()
+        except OSError:
+            continue
+        for line in maps.splitlines():
+            path = line.rsplit(" ", 1)[-1]
+            if fragment in path.rsplit("/", 1)[-1] and path.startswith("/"):
+                # A process in another mount namespace maps its own files: reach them through it.
+                root_path = entry / "root" / path.lstrip("/")
+                found.add(Path(os.path.realpath(root_path)) if root_path.exists() else Path(path))
+    return found

@@ -637,7 +637,15 @@ def _rule_type(rule: Rule, body: _Body) -> str | None:
 
 # Every built-in JSON detector needs one of these in the body; most clean bodies have none.
 _JSON_HINTS: Final = (
-    b"rror", b"fail", b"Fail", b'ode"', b'"ret', b"errno", b'"rc"', b'"fault"', b'"__type"',
+    b"rror",
+    b"fail",
+    b"Fail",
+    b'ode"',
+    b'"ret',
+    b"errno",
+    b'"rc"',
+    b'"fault"',
+    b'"__type"',
 )  # fmt: skip  (spelled out in _worth_parsing; a test keeps the two in step)
 # "false" and "status" are common in clean bodies, so they only count in these spellings.
 _FALSE_FLAGS: Final = tuple(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from probe import jsonl, procfs
-from probe.abi import Counter, Record, Role, decode_records
+from probe.abi import TLS_FD, TLS_FD_MASK, TLS_SSL, Counter, Record, Role, decode_records
 from probe.conn import ConnectionTracker, ObservedExchange, TrackerLimits
 from probe.errors import ProbeAbiMismatch
 from probe.exchanges import ExchangeBuilder, ResponseJudge, RouteTemplater, WallClock
@@ -108,6 +108,8 @@ class LiveProbeSource:
         judge: ResponseJudge | None = None,
         limits: TrackerLimits | None = None,
         capture_bytes: int = 3072,
+        tls: bool = True,
+        tls_binaries: frozenset[str] = frozenset(),
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self._filters = filters
@@ -130,6 +132,8 @@ class LiveProbeSource:
                 pids=frozenset(pids),
                 comms=filters.comms,
                 ports=filters.ports,
+                tls=tls,
+                tls_binaries=tls_binaries,
             ),
         )
         self._probe.seed_listen_ports(procfs.listening_sockets())
@@ -141,6 +145,11 @@ class LiveProbeSource:
     @property
     def exhausted(self) -> bool:
         return False
+
+    @property
+    def tls_targets(self) -> tuple[str, ...]:
+        """The OpenSSL libraries and executables whose plaintext the probe sees."""
+        return self._probe.tls_targets
 
     def poll(self, timeout_s: float) -> list[HttpExchange]:
         since_last = time.monotonic() - self._last_poll
@@ -182,7 +191,10 @@ class LiveProbeSource:
         key = (record.tgid, record.fd, record.conn_id)
         port = self._ports.get(key)
         if port is None:
-            port = procfs.socket_local_port(record.tgid, record.fd)
+            fd = record.fd
+            if fd & TLS_FD:  # a TLS stream: its socket's port, when the socket is known
+                fd = -1 if fd & TLS_SSL else fd & TLS_FD_MASK
+            port = procfs.socket_local_port(record.tgid, fd) if fd >= 0 else 0
             self._ports[key] = port
         return record._replace(local_port=port) if port else record
 

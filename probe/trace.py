@@ -102,7 +102,12 @@ def run_trace(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
     signal.signal(signal.SIGINT, on_signal)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     tune_gc_for_throughput()
-    print("bytewatch trace: probe attached; Ctrl-C to stop", file=err, flush=True)
+    tls = (
+        f"TLS in clear from {len(source.tls_targets)} OpenSSL copies"
+        if source.tls_targets
+        else "no TLS"
+    )
+    print(f"bytewatch trace: probe attached ({tls}); Ctrl-C to stop", file=err, flush=True)
     if args.format == "table":
         print(TABLE_HEADER, file=out, flush=True)
     try:

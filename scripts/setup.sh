@@ -28,10 +28,11 @@ die() { echo "setup: $*" >&2; exit 1; }
 command -v apt-get >/dev/null || die "needs a Debian-based system (apt-get not found); install BCC, kernel headers and python3-venv by hand"
 
 arch=$(dpkg --print-architecture)
-# nodejs runs the demo's shop API; the tests also drive nginx, wrk, Prometheus, Alertmanager, Java.
+# nodejs runs the demo's shop API; the tests also drive nginx, wrk, Prometheus, Alertmanager, Java,
+# and make certificates for HTTPS servers with openssl.
 packages=(python3-bpfcc python3-venv python3-pip "linux-headers-$arch" curl ca-certificates iproute2 nodejs)
 if [ "$dev" -eq 1 ]; then
-    packages+=(nginx wrk prometheus prometheus-alertmanager openjdk-17-jdk-headless)
+    packages+=(nginx wrk prometheus prometheus-alertmanager openjdk-17-jdk-headless openssl)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -434,7 +434,10 @@ class Service:
             router=self.router,
             judge=self.classifier,
             capture_bytes=probe.capture_bytes,
+            tls=probe.tls,
+            tls_binaries=frozenset(str(p) for p in probe.tls_binaries),
         )
+        log.info("TLS plaintext watched in %s", ", ".join(source.tls_targets) or "nothing")
         try:
             os.nice(probe.nice)  # the services come first on a saturated host; loss is counted
         except OSError:

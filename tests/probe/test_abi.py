@@ -66,6 +66,9 @@ def test_the_header_constants_match_the_python_ones() -> None:
     assert f"#define BW_DATA_MAX {abi.DATA_MAX} " in header
     assert f"#define BW_COMM_LEN {abi.COMM_LEN}" in header
     assert f"#define BW_STASH_MAX {abi.STASH_MAX} " in header
+    assert f"#define BW_TLS_FD {abi.TLS_FD:#010x}" in header
+    assert f"#define BW_TLS_SSL {abi.TLS_SSL:#010x}" in header
+    assert f"#define BW_TLS_FD_MASK {abi.TLS_FD_MASK:#010x}" in header
     assert f"BW_COUNTER_MAX = {abi.COUNTER_COUNT}," in header
 
 

@@ -1,12 +1,14 @@
 // A plain Node `http` server for the probe's tests: no npm packages, no bytewatch, no per-request
 // logging (wrk pushes tens of thousands of requests a second at it).
 //
-//   node node_server.js PORT
+//   node node_server.js PORT [CERT KEY]    (with CERT and KEY: HTTPS)
 //
 // The endpoints and their bodies are the same in every runtime (see tests/servers/README.md).
 "use strict";
 
+const fs = require("fs");
 const http = require("http");
+const https = require("https");
 
 const MAX_BIG_BYTES = 64 * 1024 * 1024;
 const MAX_PARTS = 10000;
@@ -115,11 +117,15 @@ function main() {
     process.stderr.write(`usage: node node_server.js PORT (got ${process.argv[2]})\n`);
     process.exit(2);
   }
-  const server = http.createServer((req, res) => {
+  const handler = (req, res) => {
     // Answer once the whole request body has arrived, as a handler that parses JSON would.
     req.on("data", () => {});
     req.on("end", () => route(req, res));
-  });
+  };
+  const [cert, key] = process.argv.slice(3);
+  const server = cert
+    ? https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, handler)
+    : http.createServer(handler);
   server.on("error", (err) => {
     process.stderr.write(`node_server: ${err.message}\n`);
     process.exit(1);

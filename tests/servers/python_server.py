@@ -1,6 +1,6 @@
 """A stdlib ``http.server`` for the probe's tests: threads, HTTP/1.1 keep-alive, no bytewatch.
 
-    python python_server.py PORT
+    python python_server.py PORT [CERT KEY]    (with CERT and KEY: HTTPS)
 
 The endpoints and their bodies are the same in every runtime (see README.md beside this file).
 Nothing is logged per request: load generators push thousands of requests a second at it.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -150,10 +151,14 @@ class Server(ThreadingHTTPServer):
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or not argv[1].isdigit():
-        print(f"usage: python {argv[0]} PORT", file=sys.stderr)
+    if len(argv) not in (2, 4) or not argv[1].isdigit():
+        print(f"usage: python {argv[0]} PORT [CERT KEY]", file=sys.stderr)
         return 2
     server = Server(("127.0.0.1", int(argv[1])), Handler)
+    if len(argv) == 4:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(argv[2], argv[3])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.serve_forever()
     return 0
 

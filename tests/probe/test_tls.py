@@ -1,0 +1,187 @@
+"""HTTPS seen in clear: uprobes on OpenSSL's SSL_read/SSL_write (needs root and eBPF).
+
+The Python server calls the system libssl's SSL_read_ex/SSL_write_ex from the socket's own
+thread, so the probe learns the socket from the syscalls inside each call. Node links OpenSSL
+into its executable and moves ciphertext itself, outside those calls: its streams are keyed by
+the SSL object instead. curl and httpx (this process) are TLS clients through the system libssl.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.probe.probe_process import Exchange, TraceProcess
+from tests.probe.servers import (
+    IN_CI,
+    SERVERS_DIR,
+    START_TIMEOUT_S,
+    free_port,
+    spawn,
+    stop_process,
+)
+from tests.probe.test_live import called_by, ts, unique_id
+
+pytestmark = pytest.mark.kernel
+
+PAYMENT_REFUSED_TYPE = "insufficient_balance"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsServer:
+    pid: int
+    port: int
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if not _have("openssl"):
+        reason = "the TLS tests need the openssl command (scripts/setup.sh --dev installs it)"
+        if IN_CI:
+            pytest.fail(f"CI=true, so this may not be skipped: {reason}")
+        pytest.skip(reason)
+    out = tmp_path_factory.mktemp("tls")
+    cert, key = out / "cert.pem", out / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _have(binary: str) -> bool:
+    from shutil import which
+
+    return which(binary) is not None
+
+
+def _unverified() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _serve_tls(argv: list[str], port: int, workdir: Path) -> Iterator[TlsServer]:
+    process = spawn(argv, workdir / "server.log", cwd=workdir)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"https://127.0.0.1:{port}/health", timeout=2, context=_unverified()
+                ) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log = (workdir / "server.log").read_text(errors="replace")
+                    raise RuntimeError(f"{argv[0]} TLS server did not start:\n{log}") from None
+                time.sleep(0.05)
+        yield TlsServer(process.pid, port)
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def python_tls_server(
+    certificate: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsServer]:
+    port = free_port()
+    cert, key = certificate
+    argv = [sys.executable, str(SERVERS_DIR / "python_server.py"), str(port), str(cert), str(key)]
+    yield from _serve_tls(argv, port, tmp_path_factory.mktemp("python-tls"))
+
+
+@pytest.fixture(scope="module")
+def node_tls_server(
+    certificate: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsServer]:
+    if not _have("node"):
+        reason = "the Node TLS server needs node (scripts/setup.sh --dev installs it)"
+        if IN_CI:
+            pytest.fail(f"CI=true, so this may not be skipped: {reason}")
+        pytest.skip(reason)
+    port = free_port()
+    cert, key = certificate
+    argv = ["node", str(SERVERS_DIR / "node_server.js"), str(port), str(cert), str(key)]
+    yield from _serve_tls(argv, port, tmp_path_factory.mktemp("node-tls"))
+
+
+def on_path(pid: int, direction: str, path: str) -> Callable[[Exchange], bool]:
+    def match(e: Exchange) -> bool:
+        return bool(e["pid"] == pid and e["direction"] == direction and e["path"] == path)
+
+    return match
+
+
+def curl(url: str, *extra: str) -> str:
+    result = subprocess.run(
+        ["curl", "-sk", "--fail-with-body", *extra, url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout
+
+
+@pytest.mark.parametrize("kind", ["python", "node"])
+def test_an_https_servers_exchanges_are_seen_in_clear_once_each(
+    live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest
+) -> None:
+    server: TlsServer = request.getfixturevalue(f"{kind}_tls_server")
+    paths = [f"/users/{unique_id()}" for _ in range(3)]
+    for path in paths:
+        assert '"name":"user-' in curl(server.url(path))
+    curl(server.url("/fail"))
+    for path in paths:
+        [seen] = live_trace.wait_for(on_path(server.pid, "server", path), count=1, settle=0.2)
+        assert (seen["method"], seen["status"], seen["complete"]) == ("GET", 200, True)
+        assert seen["route"] == "/users/:int"
+        assert seen["response_bytes"] > 0
+
+
+@pytest.mark.parametrize("kind", ["python", "node"])
+def test_a_silent_200_over_https_is_a_business_error(
+    live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest
+) -> None:
+    server: TlsServer = request.getfixturevalue(f"{kind}_tls_server")
+    since = time.time()
+    assert PAYMENT_REFUSED_TYPE in curl(server.url("/payments"), "-X", "POST", "-d", "{}")
+    seen = live_trace.wait_for(
+        lambda e: on_path(server.pid, "server", "/payments")(e) and ts(e) >= since, count=1
+    )
+    assert [(e["status"], e["business_error"], e["error_type"]) for e in seen] == [
+        (200, True, PAYMENT_REFUSED_TYPE)
+    ]
+
+
+def test_curl_and_httpx_are_seen_as_https_clients(
+    live_trace: TraceProcess, python_tls_server: TlsServer
+) -> None:
+    since = time.time()
+    n = unique_id()
+    with httpx.Client(verify=False) as client:  # noqa: S501 (the test's self-signed cert)
+        assert client.get(python_tls_server.url(f"/users/{n}")).status_code == 200
+        assert client.get(python_tls_server.url("/fail")).status_code == 500
+    mine = live_trace.wait_for(called_by(os.getpid(), since), count=2)
+    assert sorted((e["path"], e["status"]) for e in mine) == [("/fail", 500), (f"/users/{n}", 200)]
+    curl(python_tls_server.url(f"/users/{n + 1}"))
+    by_curl = live_trace.wait_for(
+        lambda e: e["comm"] == "curl" and e["path"] == f"/users/{n + 1}", count=1
+    )
+    assert [(e["direction"], e["status"]) for e in by_curl] == [("client", 200)]
