@@ -99,7 +99,6 @@ class ParseError(ValueError):
 
 _HEADER_NAME = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _HEADER_LINE: Final = re.compile(rf"({_HEADER_NAME}):[ \t]*([^\r\n]*?)[ \t]*\r\n")
-_FRAMING_HEADER: Final = re.compile(r"\r\n(?:content-length|transfer-encoding):")
 _REQUEST_TARGET: Final = re.compile(r"[\x21-\x7e]+")
 
 
@@ -497,28 +496,31 @@ class StreamParser:
 
     def _framing(self, head: MessageHead) -> int:
         """How the body ends: its length (0 for none), CHUNKED, UNTIL_CLOSE, or BAD_LENGTH."""
+        status = head.status
         if not head.is_request:
-            method = self._response_to() if self._response_to else None
-            if (
-                method == "HEAD"
-                or 100 <= head.status < 200
-                or head.status in (204, 304)
-                or (method == "CONNECT" and 200 <= head.status < 300)
-            ):
+            if 100 <= status < 200 or status in (204, 304):
                 return 0
-        if _FRAMING_HEADER.search(head.block_lower) is None:
+            method = self._response_to() if self._response_to is not None else None
+            if method == "HEAD" or (method == "CONNECT" and 200 <= status < 300):
+                return 0
+        # Two finds in the lower-cased block rather than a regex and two ``header`` calls: this
+        # runs for every message. A value is read from the lower-cased block too, which only
+        # changes letters ("chunked" is compared lower-cased, a length has none).
+        block = head.block_lower
+        at = block.find("\r\ntransfer-encoding:")
+        if at >= 0:
+            at += 20
+            if "chunked" in block[at : block.find("\r\n", at)]:
+                return _CHUNKED
+        at = block.find("\r\ncontent-length:")
+        if at < 0:
             return 0 if head.is_request else _UNTIL_CLOSE
-        transfer_encoding = head.header("transfer-encoding")
-        if transfer_encoding is not None and "chunked" in transfer_encoding.lower():
-            return _CHUNKED
-        length_text = head.header("content-length")
-        if length_text is not None:
-            try:
-                length = int(length_text)
-            except ValueError:
-                return _BAD_LENGTH
-            return length if length >= 0 else _BAD_LENGTH
-        return 0 if head.is_request else _UNTIL_CLOSE
+        at += 17
+        try:
+            length = int(block[at : block.find("\r\n", at)])  # int() strips the whitespace
+        except ValueError:
+            return _BAD_LENGTH
+        return length if length >= 0 else _BAD_LENGTH
 
     def _begin_body(self, head: MessageHead, ts_ns: int, out: list[HttpMessage]) -> None:
         self._head = head
