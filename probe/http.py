@@ -119,7 +119,8 @@ def parse_head(raw: bytes, end: int = -1) -> MessageHead:
         if len(version) != 8 or version[7] not in "01":
             raise ParseError(f"unknown version {version[:12]!r}")
         code = parts[1]
-        if len(code) != 3 or not code.isdigit():
+        # isdigit alone takes latin-1's superscripts, which int() then refuses with a ValueError.
+        if len(code) != 3 or not (code.isascii() and code.isdigit()):
             raise ParseError(f"malformed status code {code[:8]!r}")
         is_request, method, target, status = False, "", "", int(code)
     else:

@@ -121,3 +121,33 @@ def test_the_framing_is_the_same_when_the_message_arrives_byte_by_byte(
         assert done == []
     else:
         assert [(m.body, m.size) for m in done] == [(expected, len(message))]
+
+
+MALFORMED_STARTS = [
+    ("a status code with a superscript digit", b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n"),
+    ("a status code of two digits", b"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n"),
+    ("an empty request target", b"GET  HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("a control byte in the request target", b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("a DEL in the request target", b"GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("a non-ASCII request target", b"GET /caf\xe9 HTTP/1.1\r\nHost: a\r\n\r\n"),
+]
+
+
+@pytest.mark.parametrize(
+    "message", [case[1] for case in MALFORMED_STARTS], ids=[case[0] for case in MALFORMED_STARTS]
+)
+def test_a_malformed_start_line_is_counted_as_a_parse_error_and_never_raises(
+    message: bytes,
+) -> None:
+    stats = ParserStats()
+    parser = StreamParser(stats, response_to=lambda: "GET")
+    assert parser.feed(0, message, len(message), 1, True) == []
+    assert stats.parse_errors == 1
+
+
+def test_every_visible_ascii_character_may_be_in_a_request_target() -> None:
+    target = "/" + "".join(chr(c) for c in range(0x21, 0x7F))
+    message = f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode()
+    stats = ParserStats()
+    done = StreamParser(stats).feed(0, message, len(message), 1, True)
+    assert ([m.head.target for m in done], stats.parse_errors) == ([target], 0)
