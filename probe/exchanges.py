@@ -55,10 +55,11 @@ def path_of(target: str) -> str:
         path = rest[slash:] if slash >= 0 else "/"
     else:
         return target  # authority form (CONNECT) or asterisk form (OPTIONS *)
-    for sep in ("?", "#"):
-        cut = path.find(sep)
-        if cut >= 0:
-            path = path[:cut]
+    # Spelled out rather than a loop over the separators: this runs once per exchange.
+    if "?" in path:
+        path = path[: path.index("?")]
+    if "#" in path:
+        path = path[: path.index("#")]
     return path or "/"
 
 
