@@ -520,10 +520,12 @@ class _Body:
     __slots__ = ("_json", "_parsed", "_text", "charset", "codec", "data", "kind", "problem")
 
     def __init__(self, view: ResponseView) -> None:
-        media_type, self.charset = media_type_of(view.header("content-type"))
+        # The head's own lookup when there is one, skipping ResponseView.header's extra call.
+        header = view.lookup if view.lookup is not None else view.header
+        media_type, self.charset = media_type_of(header("content-type"))
         self.problem = media_type == "application/problem+json"
         raw = view.body if len(view.body) <= MAX_BODY else view.body[:MAX_BODY]
-        self.data = decode_content(raw, view.header("content-encoding")) or b""
+        self.data = decode_content(raw, header("content-encoding")) or b""
         self.kind = media_kind(media_type, self.data) if self.data else MediaKind.OTHER
         self.codec = codec_of(self.data, self.charset)
         self._text: str | None = None
