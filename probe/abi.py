@@ -267,12 +267,17 @@ def decode_records(raw: bytes) -> tuple[Record, ...]:
     # The request's own direction has not moved since it passed; the other direction's totals
     # were as the kernel kept them (see bpf/http_event.h).
     split = HEADER_SIZE + req_len
+    # Four names rather than a starred tuple: a star builds a list and then the tuple.
     if record_direction is StreamDirection.EGRESS:
         req_direction = StreamDirection.INGRESS
-        req_totals = (in_bytes, in_last_ns, req_other_bytes, req_other_last_ns)
+        req_in, req_in_last, req_out, req_out_last = (
+            in_bytes, in_last_ns, req_other_bytes, req_other_last_ns,
+        )  # fmt: skip
     else:
         req_direction = StreamDirection.EGRESS
-        req_totals = (req_other_bytes, req_other_last_ns, out_bytes, out_last_ns)
+        req_in, req_in_last, req_out, req_out_last = (
+            req_other_bytes, req_other_last_ns, out_bytes, out_last_ns,
+        )  # fmt: skip
     request = _new(
         Record,
         (
@@ -285,7 +290,10 @@ def decode_records(raw: bytes) -> tuple[Record, ...]:
             fd,
             conn_id,
             req_ts_ns,
-            *req_totals,
+            req_in,
+            req_in_last,
+            req_out,
+            req_out_last,
             req_len,
             local_port,
             remote_port,
