@@ -38,6 +38,10 @@ class ResponseJudge(Protocol):
 
 
 _new = tuple.__new__
+# Enum members read once per exchange, as globals: off their class they cost ~40 ns each.
+_CLIENT_ROLE = Role.CLIENT
+_SERVER = Direction.SERVER
+_CLIENT = Direction.CLIENT
 
 
 class _PathAsRoute:
@@ -111,7 +115,7 @@ class ExchangeBuilder:
         # One unpack instead of a dozen attribute reads: this runs once per exchange.
         tgid, thread_comm, role, local_port, _, request, response, end_ns = observed
         comm = self.comm(tgid, thread_comm)
-        is_server = role is not Role.CLIENT
+        is_server = role is not _CLIENT_ROLE
         service = self._services.resolve(comm, local_port if is_server else None, tgid)
         head = request.head
         path = path_of(head.target)
@@ -144,7 +148,7 @@ class ExchangeBuilder:
                 tgid,
                 comm,
                 service,
-                Direction.SERVER if is_server else Direction.CLIENT,
+                _SERVER if is_server else _CLIENT,
                 method,
                 path,
                 route,

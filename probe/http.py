@@ -167,6 +167,12 @@ class _State(Enum):
     SKIP = auto()  # garbage or a lost start: wait for the next flagged start
 
 
+# Reading an enum member off its class costs ~40 ns on Python 3.11 against ~8 for a global: the
+# states tested for every record are kept as module constants.
+_IDLE: Final = _State.IDLE
+_BETWEEN_MESSAGES: Final = (_State.IDLE, _State.SKIP)
+
+
 @dataclass(slots=True)
 class ParserStats:
     """Counts for the probe's own metrics; owned by the connection tracker."""
@@ -223,7 +229,7 @@ class StreamParser:
 
     @property
     def in_message(self) -> bool:
-        return self._state not in (_State.IDLE, _State.SKIP)
+        return self._state not in _BETWEEN_MESSAGES
 
     @property
     def awaiting_end(self) -> bool:
@@ -258,7 +264,7 @@ class StreamParser:
             flagged_start
             and offset == self.pos
             and len(data) == length
-            and self._state is _State.IDLE
+            and self._state is _IDLE
             and (message := self._whole_message(data, ts_ns)) is not None
         ):
             self.pos += length
