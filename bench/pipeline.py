@@ -3,8 +3,11 @@
 Run from the project root: ``python bench/pipeline.py [--exchanges 500000]``. Prints a table
 and writes bench/results/pipeline.json. Target: at least 100,000 exchanges/s aggregated.
 
-Four measurements:
+Five measurements:
 
+- *from records*: the whole user-space pipeline (decode, connection tracking and HTTP parsing,
+  route, body verdict, aggregation) on the ring-buffer records the kernel would emit. Target
+  (issue 3): at least 50,000 exchanges/s, judged on the median of ``--repeats`` runs;
 - *aggregate*: recorded-like exchanges (10 services, 20 routes each, realistic status, latency
   and business-error mix) through ``Aggregator.add``, one core;
 - *route + aggregate*: the same with ``probe.routes.Router`` turning each raw path into its
@@ -15,8 +18,8 @@ Four measurements:
   aggregator's own endpoint cap (``max_endpoints``) is then what bounds series and memory.
   With ``probe.routes`` the router's cap bounds them first.
 
-``probe.semantics`` (body → verdict) runs before aggregation in the probe; verdicts here are
-pre-decided, so its cost is not included (its own bench measures it).
+``probe.semantics`` (body → verdict) runs before aggregation in the probe; apart from *from
+records*, verdicts here are pre-decided, so its cost is not included (its own bench measures it).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import inspect
 import io
 import json
 import random
+import statistics
 import sys
 import time
 import tracemalloc
@@ -96,15 +100,20 @@ def make_exchanges(count: int, rng: random.Random) -> list[HttpExchange]:
     return out
 
 
-def rate(run: Callable[[], object], count: int, repeats: int = 3) -> float:
-    """Best exchanges/s of a few runs (the machine is shared: the best is the least disturbed)."""
-    best = float("inf")
+def rates(run: Callable[[], object], count: int, repeats: int) -> list[float]:
+    """Exchanges/s of each of ``repeats`` runs."""
+    out = []
     for _ in range(repeats):
         gc.collect()
         began = time.perf_counter()
         run()
-        best = min(best, time.perf_counter() - began)
-    return count / best
+        out.append(count / (time.perf_counter() - began))
+    return out
+
+
+def rate(run: Callable[[], object], count: int, repeats: int = 3) -> float:
+    """Best exchanges/s of a few runs (the machine is shared: the best is the least disturbed)."""
+    return max(rates(run, count, repeats))
 
 
 def aggregate_in_batches(exchanges: list[HttpExchange], batch: int = 10_000) -> int:
@@ -268,9 +277,10 @@ def raw_records(count: int, rng: random.Random) -> list[bytes]:
     return out
 
 
-def from_records(count: int) -> dict[str, object]:
+def from_records(count: int, repeats: int = 7) -> dict[str, object]:
     """The whole user-space pipeline on one core: decode → connection tracking and HTTP parsing
-    → route → body verdict → aggregation, from the records the kernel would emit."""
+    → route → body verdict → aggregation, from the records the kernel would emit. Reports the
+    median of ``repeats`` runs (and the best and worst)."""
     from probe.abi import decode_records
     from probe.conn import ConnectionTracker
     from probe.exchanges import ExchangeBuilder, WallClock
@@ -300,11 +310,17 @@ def from_records(count: int) -> dict[str, object]:
 
     if run() != count:
         raise SystemExit("the pipeline lost exchanges: the numbers below would mean nothing")
-    per_s = rate(run, count)
+    # The target is judged on the median of several runs, not the best: on a shared machine the
+    # best of three can pass on one lucky run.
+    runs = rates(run, count, repeats)
+    per_s = statistics.median(runs)
     return {
         "exchanges": count,
         "ring_buffer_records": len(blobs),
+        "runs": repeats,
         "parse_route_judge_aggregate_per_s": round(per_s),
+        "best_per_s": round(max(runs)),
+        "worst_per_s": round(min(runs)),
         "us_per_exchange": round(1e6 / per_s, 1),
         "target_per_s": 50_000,
         "target_met": per_s >= 50_000,
@@ -382,9 +398,12 @@ def main() -> None:
         default=100_000,
         help="request/response pairs for the from-records pipeline",
     )
+    parser.add_argument(
+        "--repeats", type=int, default=7, help="runs of the from-records pipeline (median kept)"
+    )
     args = parser.parse_args()
     rng = random.Random(3)
-    results = {"from_records": from_records(args.records)}
+    results = {"from_records": from_records(args.records, args.repeats)}
     results.update(throughput(make_exchanges(args.exchanges, rng)))
     results["flood_without_router"] = flood(args.flood, False, rng)
     if results["routes_module"]:

@@ -191,6 +191,12 @@ _MSG_START = int(RecordFlag.MSG_START)  # a plain int: IntFlag arithmetic costs 
 _KINDS = {k.value: k for k in RecordKind}
 _DIRECTIONS = {d.value: d for d in StreamDirection}
 _ROLES = {r.value: r for r in Role}
+# Reading an enum member off its class costs ~40 ns on Python 3.11 against ~8 for a global, and
+# decode_records reads five per PAIR record.
+_DATA = RecordKind.DATA
+_PAIR = RecordKind.PAIR
+_INGRESS = StreamDirection.INGRESS
+_EGRESS = StreamDirection.EGRESS
 
 
 def decode_records(raw: bytes) -> tuple[Record, ...]:
@@ -238,7 +244,7 @@ def decode_records(raw: bytes) -> tuple[Record, ...]:
         )
     thread = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
     end = HEADER_SIZE + captured
-    if record_kind is not RecordKind.PAIR:
+    if record_kind is not _PAIR:
         # tuple.__new__ skips the NamedTuple's keyword-parsing __new__: this runs per record.
         # The fields are named out in full here and below on purpose: slicing them out of the
         # unpacked tuple instead measured 0.35 us slower per record.
@@ -271,16 +277,21 @@ def decode_records(raw: bytes) -> tuple[Record, ...]:
     # The request's own direction has not moved since it passed; the other direction's totals
     # were as the kernel kept them (see bpf/http_event.h).
     split = HEADER_SIZE + req_len
-    if record_direction is StreamDirection.EGRESS:
-        req_direction = StreamDirection.INGRESS
-        req_totals = (in_bytes, in_last_ns, req_other_bytes, req_other_last_ns)
+    # Four names rather than a starred tuple: a star builds a list and then the tuple.
+    if record_direction is _EGRESS:
+        req_direction = _INGRESS
+        req_in, req_in_last, req_out, req_out_last = (
+            in_bytes, in_last_ns, req_other_bytes, req_other_last_ns,
+        )  # fmt: skip
     else:
-        req_direction = StreamDirection.EGRESS
-        req_totals = (req_other_bytes, req_other_last_ns, out_bytes, out_last_ns)
+        req_direction = _EGRESS
+        req_in, req_in_last, req_out, req_out_last = (
+            req_other_bytes, req_other_last_ns, out_bytes, out_last_ns,
+        )  # fmt: skip
     request = _new(
         Record,
         (
-            RecordKind.DATA,
+            _DATA,
             req_direction,
             record_role,
             _MSG_START,
@@ -289,7 +300,10 @@ def decode_records(raw: bytes) -> tuple[Record, ...]:
             fd,
             conn_id,
             req_ts_ns,
-            *req_totals,
+            req_in,
+            req_in_last,
+            req_out,
+            req_out_last,
             req_len,
             local_port,
             remote_port,
@@ -301,7 +315,7 @@ def decode_records(raw: bytes) -> tuple[Record, ...]:
     response = _new(
         Record,
         (
-            RecordKind.DATA,
+            _DATA,
             record_direction,
             record_role,
             flags,

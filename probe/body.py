@@ -99,10 +99,13 @@ _BOMS: Final = (
 _BOM_STARTS: Final = frozenset(bom[:1] for bom, _ in _BOMS)
 
 
+_JSON: Final = MediaKind.JSON  # a global: off its enum class a member costs ~40 ns more
+
+
 def media_kind(media_type: str, data: bytes) -> MediaKind:
     """What the body is, from its media type, or from its first bytes when the type is vague."""
     if "json" in media_type:  # application/json, +json, x-ndjson, x-amz-json-1.1, ...
-        return MediaKind.JSON
+        return _JSON
     if media_type in ("text/html", "application/xhtml+xml"):
         return MediaKind.HTML
     if media_type.endswith(("/xml", "+xml")):

@@ -38,6 +38,10 @@ class ResponseJudge(Protocol):
 
 
 _new = tuple.__new__
+# Enum members read once per exchange, as globals: off their class they cost ~40 ns each.
+_CLIENT_ROLE = Role.CLIENT
+_SERVER = Direction.SERVER
+_CLIENT = Direction.CLIENT
 
 
 class _PathAsRoute:
@@ -55,10 +59,11 @@ def path_of(target: str) -> str:
         path = rest[slash:] if slash >= 0 else "/"
     else:
         return target  # authority form (CONNECT) or asterisk form (OPTIONS *)
-    for sep in ("?", "#"):
-        cut = path.find(sep)
-        if cut >= 0:
-            path = path[:cut]
+    # Spelled out rather than a loop over the separators: this runs once per exchange.
+    if "?" in path:
+        path = path[: path.index("?")]
+    if "#" in path:
+        path = path[: path.index("#")]
     return path or "/"
 
 
@@ -107,44 +112,51 @@ class ExchangeBuilder:
         self._comms.pop(tgid, None)
 
     def build(self, observed: ObservedExchange) -> HttpExchange:
-        request = observed.request
-        response = observed.response
-        comm = self.comm(observed.tgid, observed.thread_comm)
-        is_server = observed.role is not Role.CLIENT
-        port = observed.local_port if is_server else None
-        service = self._services.resolve(comm, port, observed.tgid)
-        path = path_of(request.head.target)
+        # One unpack instead of a dozen attribute reads: this runs once per exchange.
+        tgid, thread_comm, role, local_port, _, request, response, end_ns = observed
+        comm = self.comm(tgid, thread_comm)
+        is_server = role is not _CLIENT_ROLE
+        service = self._services.resolve(comm, local_port if is_server else None, tgid)
+        head = request.head
+        path = path_of(head.target)
         route = self._router.route(service, path)
-        method = request.head.method
-        status = response.head.status if response is not None else 0
+        method = head.method
+        status = 0
+        response_size = 0
+        complete = False
         verdict = NOT_INSPECTED
-        if response is not None and self._judge is not None and response.body:
-            verdict = self._judge.judge(
-                service=service,
-                route=route,
-                method=method,
-                status=status,
-                header=response.head.header,
-                body=response.body,
-                body_truncated=response.body_truncated,
-            )
+        if response is not None:
+            status = response.head.status
+            response_size = response.size
+            complete = response.complete
+            if self._judge is not None and response.body:
+                verdict = self._judge.judge(
+                    service=service,
+                    route=route,
+                    method=method,
+                    status=status,
+                    header=response.head.header,
+                    body=response.body,
+                    body_truncated=response.body_truncated,
+                )
+        start_ns = request.start_ns
         # Field order of HttpExchange; tuple.__new__ skips its keyword-parsing __new__.
         return _new(
             HttpExchange,
             (
-                self._clock.to_wall(request.start_ns),
-                observed.tgid,
+                self._clock.to_wall(start_ns),
+                tgid,
                 comm,
                 service,
-                Direction.SERVER if is_server else Direction.CLIENT,
+                _SERVER if is_server else _CLIENT,
                 method,
                 path,
                 route,
                 status,
-                max(0, observed.end_ns - request.start_ns) / 1e9,
+                max(0, end_ns - start_ns) / 1e9,
                 request.size,
-                response.size if response is not None else 0,
+                response_size,
                 verdict,
-                response is not None and response.complete,
+                complete,
             ),
         )

@@ -307,13 +307,16 @@ _PREFIXED = re.compile(r"[a-z]{1,16}_([A-Za-z0-9]{10,})\Z")
 _VOWEL = re.compile(r"[aeiouyAEIOUY]")
 
 
+_INT: Final = Placeholder.INT  # a global: off its enum class a member costs ~40 ns more
+
+
 def placeholder_for(segment: str) -> str | None:
     """The heuristic's placeholder for one path segment, or None to keep the segment."""
     if not segment:
         return None
     if segment.isascii():
         if segment.isdigit():
-            return Placeholder.INT
+            return _INT
         if segment.isalpha():
             return Placeholder.ID if len(segment) >= 12 and _looks_random(segment) else None
         if len(segment) < 8 and segment.isalnum():  # v1, oauth2, s3: only a digit run can matter

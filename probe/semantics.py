@@ -520,10 +520,12 @@ class _Body:
     __slots__ = ("_json", "_parsed", "_text", "charset", "codec", "data", "kind", "problem")
 
     def __init__(self, view: ResponseView) -> None:
-        media_type, self.charset = media_type_of(view.header("content-type"))
+        # The head's own lookup when there is one, skipping ResponseView.header's extra call.
+        header = view.lookup if view.lookup is not None else view.header
+        media_type, self.charset = media_type_of(header("content-type"))
         self.problem = media_type == "application/problem+json"
         raw = view.body if len(view.body) <= MAX_BODY else view.body[:MAX_BODY]
-        self.data = decode_content(raw, view.header("content-encoding")) or b""
+        self.data = decode_content(raw, header("content-encoding")) or b""
         self.kind = media_kind(media_type, self.data) if self.data else MediaKind.OTHER
         self.codec = codec_of(self.data, self.charset)
         self._text: str | None = None
@@ -636,24 +638,20 @@ def _rule_type(rule: Rule, body: _Body) -> str | None:
 # --- built-in detectors ----------------------------------------------------------------------
 
 # Every built-in JSON detector needs one of these in the body; most clean bodies have none.
+# They are spelled out in _worth_parsing; a test keeps the two in step.
 _JSON_HINTS: Final = (
-    b"rror",
-    b"fail",
-    b"Fail",
-    b'ode"',
-    b'"ret',
-    b"errno",
-    b'"rc"',
-    b'"fault"',
-    b'"__type"',
-)  # fmt: skip  (spelled out in _worth_parsing; a test keeps the two in step)
+    b"rror", b"fail", b"Fail", b'ode"', b'"ret', b"errno", b'"rc"', b'"fault"', b'"__type"',
+)  # fmt: skip
 # "false" and "status" are common in clean bodies, so they only count in these spellings.
 _FALSE_FLAGS: Final = tuple(
-    f'"{key}"{colon}false'.encode()
+    f'"{key}"{colon}false'
     for key in ("ok", "success", "Success", "isSuccess", "IsSuccess", "succeeded", "status")
     for colon in (":", ": ")
 )
 _HTTP_STATUS = re.compile(rb'tatus(?:Code|_code)?"\s*:\s*"?[45]\d\d\b')
+
+
+_JSON: Final = MediaKind.JSON  # a global: off its enum class a member costs ~40 ns more
 
 
 def builtin_verdict(body: _Body) -> Verdict:
@@ -662,7 +660,7 @@ def builtin_verdict(body: _Body) -> Verdict:
     Only JSON and XML bodies are inspected; HTML, plain text, binary bodies and codings that
     cannot be undone are ``NOT_INSPECTED``: nothing here can tell what they report.
     """
-    if body.kind is MediaKind.JSON:
+    if body.kind is _JSON:
         if body.problem or _worth_parsing(body.ascii_bytes):
             return _json_verdict(body.json(), problem=body.problem) or CLEAN
         return CLEAN
@@ -677,23 +675,27 @@ def builtin_verdict(body: _Body) -> Verdict:
 def _worth_parsing(data: bytes) -> bool:
     """Can a JSON detector possibly fire? Substring tests only: this is the common path, so the
     hints are spelled out rather than looped over (a third of the cost on a clean body)."""
+    # The tests run on str: ``bytes in bytes`` first tries its needle as an int and builds and
+    # drops a TypeError, four times the cost of ``str in str`` (measured: 107 vs 24 ns). Latin-1
+    # maps each byte to one character, so every ASCII needle matches exactly where it did.
+    text = data.decode("latin-1")
     if (
-        b"rror" in data
-        or b"fail" in data
-        or b"Fail" in data
-        or b'ode"' in data
-        or b'"ret' in data
-        or b"errno" in data
-        or b'"rc"' in data
-        or b'"fault"' in data
-        or b'"__type"' in data
+        "rror" in text
+        or "fail" in text
+        or "Fail" in text
+        or 'ode"' in text
+        or '"ret' in text
+        or "errno" in text
+        or '"rc"' in text
+        or '"fault"' in text
+        or '"__type"' in text
     ):
         return True
-    if b"false" in data:
+    if "false" in text:
         for flag in _FALSE_FLAGS:
-            if flag in data:
+            if flag in text:
                 return True
-    return b"tatus" in data and _HTTP_STATUS.search(data) is not None
+    return "tatus" in text and _HTTP_STATUS.search(data) is not None
 
 
 def _error(detector: str, error_type: str | None) -> Verdict:

@@ -131,6 +131,33 @@ def test_a_pair_record_decodes_into_the_request_and_then_its_response() -> None:
         abi.decode(blob)
 
 
+def test_a_client_pair_record_decodes_into_the_written_request_and_the_read_response() -> None:
+    request = a_record(
+        role=Role.CLIENT,
+        data=b"GET / HTTP/1.1\r\n\r\n",
+        length=18,
+        in_bytes=7,
+        in_last_ns=60,
+        out_bytes=18,
+        out_last_ns=100,
+        ts_ns=100,
+        seq=4,
+    )
+    response = a_record(
+        role=Role.CLIENT,
+        direction=StreamDirection.INGRESS,
+        in_bytes=26,
+        in_last_ns=150,
+        out_bytes=18,
+        out_last_ns=100,
+        length=19,
+        ts_ns=150,
+        seq=5,
+        data=b"HTTP/1.1 200 OK\r\n\r\n"[:19],
+    )
+    assert abi.decode_records(abi.encode(response, request=request)) == (request, response)
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [

@@ -1,0 +1,128 @@
+"""What ``probe.exchanges`` makes of an observed request/response pair."""
+
+from __future__ import annotations
+
+import pytest
+
+from probe.abi import Role
+from probe.conn import ObservedExchange
+from probe.exchanges import ExchangeBuilder, WallClock, path_of
+from probe.http import HttpMessage, parse_head
+from probe.model import NOT_INSPECTED, Direction, HttpExchange, Verdict
+from probe.services import ServiceMap, ServiceRule
+
+PATH_CASES = [
+    ("origin form", "/api/v1/users/7", "/api/v1/users/7"),
+    ("a query is dropped", "/search?q=a/b", "/search"),
+    ("a fragment is dropped", "/docs#intro", "/docs"),
+    ("a query and then a fragment", "/a?b=1#c", "/a"),
+    ("a fragment and then a question mark", "/a#b?c", "/a"),
+    ("only a query", "/?x=1", "/"),
+    ("absolute form, as sent to proxies", "http://api.internal:8080/v1/x?y=2", "/v1/x"),
+    ("absolute form without a path", "http://api.internal", "/"),
+    ("authority form (CONNECT)", "api.internal:443", "api.internal:443"),
+    ("asterisk form (OPTIONS *)", "*", "*"),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "path"), [case[1:] for case in PATH_CASES], ids=[case[0] for case in PATH_CASES]
+)
+def test_the_path_is_the_target_without_scheme_authority_query_or_fragment(
+    target: str, path: str
+) -> None:
+    assert path_of(target) == path
+
+
+# --- ExchangeBuilder -----------------------------------------------------------------------------
+
+REQUEST_HEAD = parse_head(b"POST /users/7/orders?draft=1 HTTP/1.1\r\nHost: api\r\n\r\n")
+RESPONSE_HEAD = parse_head(
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+)
+REQUEST = HttpMessage(REQUEST_HEAD, 2_000_000_000, 2_000_000_000, 120, b"", False)
+RESPONSE = HttpMessage(RESPONSE_HEAD, 2_003_000_000, 2_005_000_000, 110, b'{"ok":false}', True)
+DECLINED = Verdict(True, "declined", "test")
+
+
+class Routes:
+    def route(self, service: str, path: str) -> str:
+        return f"{service}:{path.replace('7', ':id')}"
+
+
+class RecordingJudge:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def judge(self, **fields: object) -> Verdict:
+        header = fields.pop("header")
+        assert callable(header)
+        self.calls.append({**fields, "content-type": header("content-type")})
+        return DECLINED
+
+
+def observed(role: Role, response: HttpMessage | None, end_ns: int) -> ObservedExchange:
+    return ObservedExchange(100, "worker-1", role, 8080, 51000, REQUEST, response, end_ns)
+
+
+def build(exchange: ObservedExchange, judge: RecordingJudge) -> HttpExchange:
+    services = ServiceMap((ServiceRule(name="orders", port=8080),))
+    builder = ExchangeBuilder(
+        WallClock(1_700_000_000.0),
+        services=services,
+        router=Routes(),
+        judge=judge,
+        comm_of=lambda pid: "api" if pid == 100 else None,
+    )
+    return builder.build(exchange)
+
+
+def test_a_server_exchange_gets_its_service_route_verdict_and_wall_clock_time() -> None:
+    judge = RecordingJudge()
+    exchange = build(observed(Role.SERVER, RESPONSE, RESPONSE.end_ns), judge)
+    assert exchange == HttpExchange(
+        ts=1_700_000_002.0,
+        pid=100,
+        comm="api",
+        service="orders",
+        direction=Direction.SERVER,
+        method="POST",
+        path="/users/7/orders",
+        route="orders:/users/:id/orders",
+        status=200,
+        latency_s=0.005,
+        request_bytes=120,
+        response_bytes=110,
+        verdict=DECLINED,
+        complete=True,
+    )
+    assert judge.calls == [
+        {
+            "service": "orders",
+            "route": "orders:/users/:id/orders",
+            "method": "POST",
+            "status": 200,
+            "body": b'{"ok":false}',
+            "body_truncated": True,
+            "content-type": "application/json",
+        }
+    ]
+
+
+def test_a_client_exchange_is_never_matched_by_a_port_rule() -> None:
+    exchange = build(observed(Role.CLIENT, RESPONSE, RESPONSE.end_ns), RecordingJudge())
+    assert (exchange.direction, exchange.service) == (Direction.CLIENT, "api")
+
+
+def test_a_request_without_a_response_is_incomplete_and_not_judged() -> None:
+    judge = RecordingJudge()
+    exchange = build(observed(Role.SERVER, None, REQUEST.start_ns - 1), judge)
+    assert (exchange.status, exchange.response_bytes, exchange.complete) == (0, 0, False)
+    assert (exchange.verdict, exchange.latency_s, judge.calls) == (NOT_INSPECTED, 0.0, [])
+
+
+def test_a_response_without_a_body_is_not_judged() -> None:
+    judge = RecordingJudge()
+    empty = RESPONSE._replace(body=b"", body_truncated=False, complete=False)
+    exchange = build(observed(Role.SERVER, empty, empty.end_ns), judge)
+    assert (exchange.verdict, exchange.complete, judge.calls) == (NOT_INSPECTED, False, [])

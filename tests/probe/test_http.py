@@ -1,0 +1,153 @@
+"""How ``StreamParser`` decides where a message body ends (RFC 9112 section 6.3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from probe.http import ParserStats, StreamParser
+
+BODY = b"hello"
+CHUNKED_BODY = b"5\r\nhello\r\n0\r\n\r\n"
+
+# (id, message, the method of the request a response answers, the body expected): None when the
+# message is only over once the connection closes, "garbage" when the head cannot be framed.
+FRAMING_CASES = [
+    ("content-length", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + BODY, "GET", BODY),
+    (
+        "content-length in any case and with spaces",
+        b"HTTP/1.1 200 OK\r\ncontent-LENGTH:   5  \r\n\r\n" + BODY,
+        "GET",
+        BODY,
+    ),
+    (
+        "chunked wins over a content-length",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + CHUNKED_BODY,
+        "GET",
+        BODY,
+    ),
+    (
+        "chunked in capitals",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n" + CHUNKED_BODY,
+        "GET",
+        BODY,
+    ),
+    (
+        "a transfer-encoding that is not chunked leaves the content-length",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n" + BODY,
+        "GET",
+        BODY,
+    ),
+    (
+        "a header that only ends in content-length is not one",
+        b"HTTP/1.1 200 OK\r\nX-Content-Length: 5\r\n\r\n" + BODY,
+        "GET",
+        None,
+    ),
+    ("no framing header: until close", b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n" + BODY, "GET", None),
+    (
+        "a content-length that is no number",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n",
+        "GET",
+        "garbage",
+    ),
+    (
+        "a negative content-length",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "GET",
+        "garbage",
+    ),
+    ("204 has no body", b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", "GET", b""),
+    ("304 has no body", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", "GET", b""),
+    (
+        "the answer to HEAD has no body",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        "HEAD",
+        b"",
+    ),
+    (
+        "a request without framing headers has no body",
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        None,
+        b"",
+    ),
+    (
+        "a request with a content-length",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n" + BODY,
+        None,
+        BODY,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "answering", "expected"),
+    [case[1:] for case in FRAMING_CASES],
+    ids=[case[0] for case in FRAMING_CASES],
+)
+def test_the_framing_headers_decide_where_the_body_ends(
+    message: bytes, answering: str | None, expected: bytes | str | None
+) -> None:
+    stats = ParserStats()
+    parser = StreamParser(stats, response_to=lambda: answering)
+    done = parser.feed(0, message, len(message), 1, True)
+    if expected == "garbage":
+        assert (done, stats.parse_errors) == ([], 1)
+    elif expected is None:
+        assert done == []
+        closed = parser.close(len(message), 2)
+        assert [(m.body, m.end_ns, m.complete) for m in closed] == [(BODY, 2, True)]
+    else:
+        assert [(m.body, m.size, m.complete) for m in done] == [(expected, len(message), True)]
+        assert stats.parse_errors == 0
+
+
+@pytest.mark.parametrize(
+    ("message", "answering", "expected"),
+    [case[1:] for case in FRAMING_CASES],
+    ids=[case[0] for case in FRAMING_CASES],
+)
+def test_the_framing_is_the_same_when_the_message_arrives_byte_by_byte(
+    message: bytes, answering: str | None, expected: bytes | str | None
+) -> None:
+    stats = ParserStats()
+    parser = StreamParser(stats, response_to=lambda: answering)
+    done = [
+        m for i in range(len(message)) for m in parser.feed(i, message[i : i + 1], 1, 1, i == 0)
+    ]
+    if expected == "garbage":
+        assert (done, stats.parse_errors) == ([], 1)
+    elif expected is None:
+        assert done == []
+    else:
+        assert [(m.body, m.size) for m in done] == [(expected, len(message))]
+
+
+MALFORMED_STARTS = [
+    ("a status code with a superscript digit", b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n"),
+    ("a status code of two digits", b"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n"),
+    ("an empty request target", b"GET  HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("a control byte in the request target", b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("a DEL in the request target", b"GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ("a non-ASCII request target", b"GET /caf\xe9 HTTP/1.1\r\nHost: a\r\n\r\n"),
+]
+
+
+@pytest.mark.parametrize(
+    "message", [case[1] for case in MALFORMED_STARTS], ids=[case[0] for case in MALFORMED_STARTS]
+)
+def test_a_malformed_start_line_is_counted_as_a_parse_error_and_never_raises(
+    message: bytes,
+) -> None:
+    stats = ParserStats()
+    parser = StreamParser(stats, response_to=lambda: "GET")
+    assert parser.feed(0, message, len(message), 1, True) == []
+    assert stats.parse_errors == 1
+
+
+def test_every_visible_ascii_character_may_be_in_a_request_target() -> None:
+    target = "/" + "".join(chr(c) for c in range(0x21, 0x7F))
+    message = f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode()
+    stats = ParserStats()
+    done = StreamParser(stats).feed(0, message, len(message), 1, True)
+    assert ([m.head.target for m in done], stats.parse_errors) == ([target], 0)
