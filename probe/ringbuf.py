@@ -22,8 +22,12 @@ from typing import Final
 BUSY: Final = 1 << 31
 DISCARD: Final = 1 << 30
 HEADER: Final = 8
-_U64 = struct.Struct("<Q")
-_U32 = struct.Struct("<I")
+# Native formats on purpose: struct's "<" formats move one byte at a time, so the kernel could
+# read our consumer position half written (a torn value looks like a full buffer) and we could
+# read its producer position half updated. Native formats copy the word in one aligned load or
+# store; the layout is little-endian anyway (this reader is x86-64 only).
+_U64 = struct.Struct("Q")
+_U32 = struct.Struct("I")
 
 
 def mmap_supported() -> bool:
