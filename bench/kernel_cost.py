@@ -22,7 +22,6 @@ It prints medians and writes bench/results/kernel_cost.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -38,9 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import write_results  # noqa: E402
 from probe.loader import LoadedProbe, ProbeConfig  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "kernel_cost.json"
 SERVER_COMM = "pp-server"
 CPU = "1"
 DRAIN_EVERY_S = 0.02
@@ -154,20 +153,15 @@ def main() -> int:
             f"{row['records_per_request']:>7.2f}"
         )
     print("us/req: client + server CPU per request (median); ratio: off / on")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "kernel": os.uname().release,
-                "rounds": args.rounds,
-                "requests": args.requests,
-                "results": rows,
-            },
-            indent=2,
-        )
+    write_results(
+        "kernel_cost",
+        {
+            "kernel": os.uname().release,
+            "rounds": args.rounds,
+            "requests": args.requests,
+            "results": rows,
+        },
     )
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 
 

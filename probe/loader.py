@@ -107,20 +107,24 @@ TLS_SYMBOLS: tuple[tuple[bytes, bytes], ...] = (
     (b"SSL_read_ex", b"tls_read_ex_enter"),
     (b"SSL_write_ex", b"tls_write_ex_enter"),
 )
+NODE_NAMES = frozenset({"node", "nodejs"})
 # Where distributions install OpenSSL, for services that start after the probe.
 LIBSSL_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
 
 
 def tls_targets(binaries: Iterable[str] = ()) -> set[Path]:
-    """Files to put TLS uprobes on: every libssl mapped by a process now or installed in the
-    usual places, Node (which links OpenSSL in), and the executables the user names."""
-    found = procfs.mapped_libraries("libssl.so")
+    """Files to put TLS uprobes on: every libssl that a process maps (through that process's
+    view of its files, so containers' own copies count), running Node executables (OpenSSL is
+    linked in), the agent's own libssl and Node for services that start later, and the
+    executables the user names. The same file may appear under several paths."""
+    found = procfs.mapped_files("libssl.so")
+    found.update(procfs.executables_named(NODE_NAMES))
     for directory in LIBSSL_DIRS:
-        found.update(Path(os.path.realpath(p)) for p in Path(directory).glob("libssl.so.*"))
+        found.update(Path(directory).glob("libssl.so.*"))
     node = shutil.which("node")
     if node:
-        found.add(Path(os.path.realpath(node)))
-    found.update(Path(os.path.realpath(b)) for b in binaries)
+        found.add(Path(node))
+    found.update(Path(b) for b in binaries)
     return {path for path in found if path.is_file()}
 
 
@@ -141,9 +145,9 @@ class LoadedProbe:
         ]
         if config.tls:
             cflags.append("-DBW_TLS=1")
-        # Per-thread slots for in-flight syscalls are cheaper than a hash map (0.9 us of 5.8 per
-        # traced request and response, bench/kernel_cost.py), but tracepoint programs may only
-        # use task storage on recent kernels: older ones get the hash map.
+        # Per-thread slots for in-flight syscalls spare a hash map's lock, hash and allocation
+        # per syscall (bench/kernel_cost.py compares them), but tracepoint programs may only use
+        # task storage since Linux 5.12: older kernels get the hash map.
         self._bpf: Any = None
         self.in_flight = "hash map"
         if config.task_storage:
@@ -151,7 +155,11 @@ class LoadedProbe:
                 flags = [*cflags, "-DBW_TASK_STORAGE=1"]
                 self._bpf = bcc.BPF(src_file=str(PROBE_SOURCE).encode(), cflags=flags)
                 self.in_flight = "task storage"
-            except Exception:  # any failure here means: use the hash map
+            except Exception as exc:
+                _log.warning(
+                    "in-flight syscalls go to a hash map: task storage failed (%s)",
+                    _first_line(exc),
+                )
                 self._bpf = None
         if self._bpf is None:
             try:
@@ -180,27 +188,52 @@ class LoadedProbe:
         except Exception:
             self._bpf.cleanup()
             raise
+        self._tls_files: set[tuple[int, int]] = set()  # (st_dev, st_ino) already probed
         self.tls_targets: tuple[str, ...] = ()
+        self._tls_binaries = config.tls_binaries
         if config.tls:
-            self.tls_targets = self._attach_tls(tls_targets(config.tls_binaries))
+            self.attach_new_tls_targets()
         self._conns = self._bpf[b"conns"]
         self._counters = self._bpf[b"counters"]
         self._listen_ports = self._bpf[b"listen_ports"]
 
-    def _attach_tls(self, targets: Iterable[Path]) -> tuple[str, ...]:
-        """Uprobes on each target that exports OpenSSL's read and write; the ones attached."""
-        attached: list[str] = []
-        for target in sorted(targets):
-            symbols = [s for s, entry in TLS_SYMBOLS if self._attach_uprobes(target, s, entry)]
-            if symbols:
-                attached.append(str(target))
-        return tuple(attached)
+    def attach_new_tls_targets(self) -> tuple[str, ...]:
+        """Put TLS uprobes on OpenSSL copies not probed yet (services start and upgrade after
+        the probe); returns the newly probed ones. A file is probed once, whatever its path."""
+        added: list[str] = []
+        for target in sorted(tls_targets(self._tls_binaries)):
+            try:
+                stat = target.stat()
+            except OSError:
+                continue
+            identity = (stat.st_dev, stat.st_ino)
+            if identity in self._tls_files:
+                continue
+            self._tls_files.add(identity)
+            # Free first, then each return probe before its entry probe: an entry seen without
+            # its return would leave a thread's slot open and hide its plain I/O until its next
+            # TLS call. SSL_free ends streams keyed by the SSL object.
+            if not self._attach_uprobe(target, b"SSL_free", b"tls_free", ret=False):
+                continue
+            attached = [
+                symbol
+                for symbol, entry in TLS_SYMBOLS
+                if self._attach_uprobe(target, symbol, b"tls_return", ret=True)
+                and self._attach_uprobe(target, symbol, entry, ret=False)
+            ]
+            if attached:
+                added.append(str(target))
+        if added:
+            self.tls_targets = (*self.tls_targets, *added)
+        return tuple(added)
 
-    def _attach_uprobes(self, target: Path, symbol: bytes, entry: bytes) -> bool:
+    def _attach_uprobe(self, target: Path, symbol: bytes, fn: bytes, *, ret: bool) -> bool:
         name = str(target).encode()
         try:
-            self._bpf.attach_uprobe(name=name, sym=symbol, fn_name=entry)
-            self._bpf.attach_uretprobe(name=name, sym=symbol, fn_name=b"tls_return")
+            if ret:
+                self._bpf.attach_uretprobe(name=name, sym=symbol, fn_name=fn)
+            else:
+                self._bpf.attach_uprobe(name=name, sym=symbol, fn_name=fn)
         except Exception as exc:  # no such symbol: not an OpenSSL, or one without the _ex calls
             _log.debug("no TLS uprobe on %s:%s (%s)", target, symbol.decode(), _first_line(exc))
             return False

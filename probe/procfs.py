@@ -93,9 +93,11 @@ def socket_local_port(pid: int, fd: int, proc: Path = PROC) -> int:
     return _inodes(listening_only=False, proc=proc).get(inode, 0)
 
 
-def mapped_libraries(fragment: str, proc: Path = PROC) -> set[Path]:
-    """Files whose name contains ``fragment`` that some process has mapped (resolved paths),
-    e.g. every OpenSSL ``libssl.so`` in use on the host, wherever it was installed."""
+def mapped_files(fragment: str, proc: Path = PROC) -> set[Path]:
+    """Files whose name contains ``fragment`` that some process maps (e.g. every OpenSSL
+    ``libssl.so`` in use), as paths that reach the file that process sees: through its root
+    (a container's own copy) or, for a file deleted since (an upgraded library still in use),
+    through its mapping."""
     found: set[Path] = set()
     for entry in proc.iterdir() if proc.is_dir() else ():
         if not entry.name.isdigit():
@@ -104,10 +106,33 @@ def mapped_libraries(fragment: str, proc: Path = PROC) -> set[Path]:
             maps = (entry / "maps").read_text()
         except OSError:
             continue
+        if fragment not in maps:  # most processes map no such file: skip the line splitting
+            continue
         for line in maps.splitlines():
-            path = line.rsplit(" ", 1)[-1]
-            if fragment in path.rsplit("/", 1)[-1] and path.startswith("/"):
-                # A process in another mount namespace maps its own files: reach them through it.
-                root_path = entry / "root" / path.lstrip("/")
-                found.add(Path(os.path.realpath(root_path)) if root_path.exists() else Path(path))
+            # address perms offset dev inode path (the path may hold spaces)
+            fields = line.split(maxsplit=5)
+            if len(fields) < 6 or not fields[5].startswith("/"):
+                continue
+            path = fields[5]
+            if path.endswith(" (deleted)"):
+                if fragment in path.rsplit("/", 1)[-1]:
+                    found.add(entry / "map_files" / fields[0])
+            elif fragment in path.rsplit("/", 1)[-1]:
+                found.add(entry / "root" / path.lstrip("/"))
+    return found
+
+
+def executables_named(names: frozenset[str], proc: Path = PROC) -> set[Path]:
+    """``/proc/PID/exe`` of every process whose executable's file name is one of ``names``,
+    wherever it was installed and in whichever container."""
+    found: set[Path] = set()
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            target = os.readlink(entry / "exe")
+        except OSError:
+            continue
+        if target.removesuffix(" (deleted)").rsplit("/", 1)[-1] in names:
+            found.add(entry / "exe")
     return found

@@ -7,6 +7,7 @@ at most ``timeout_s``; ``exhausted`` turns true when a replay has nothing more.
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,12 +23,15 @@ from probe.loader import LoadedProbe, ProbeConfig
 from probe.model import HttpExchange
 from probe.services import ServiceMap
 
+_log = logging.getLogger(__name__)
+
 BATCH_INTERVAL_S = 0.02  # records are taken in batches at most this often: waking up for every
 # record costs more than the record itself at 10,000 requests/s, and 20 ms of records fit the
 # ring buffer many times over
 SETTLE_EVERY_NS = 100_000_000  # how often overdue message ends are checked against the kernel
 QUIET_NS = 100_000_000  # how long a connection must be quiet before its totals are trusted
 HOUSEKEEP_EVERY_NS = 1_000_000_000
+TLS_SCAN_EVERY_NS = 30_000_000_000  # new OpenSSL copies (services started or upgraded since)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,8 @@ class LiveProbeSource:
         self._last_poll = 0.0
         self._next_settle = now + SETTLE_EVERY_NS
         self._next_housekeeping = now + HOUSEKEEP_EVERY_NS
+        self._tls = tls
+        self._next_tls_scan = now + TLS_SCAN_EVERY_NS
 
     @property
     def exhausted(self) -> bool:
@@ -185,6 +191,10 @@ class LiveProbeSource:
                 self._probe.set_pids(set(self._filters.pids) | named)
             if len(self._ports) > 65536:
                 self._ports.clear()
+        if self._tls and now >= self._next_tls_scan:
+            self._next_tls_scan = now + TLS_SCAN_EVERY_NS
+            for target in self._probe.attach_new_tls_targets():
+                _log.info("TLS plaintext now also watched in %s", target)
         return self._build(observed)
 
     def _with_local_port(self, record: Record) -> Record:
