@@ -192,7 +192,11 @@ class LoadedProbe:
         self.tls_targets: tuple[str, ...] = ()
         self._tls_binaries = config.tls_binaries
         if config.tls:
-            self.attach_new_tls_targets()
+            targets: tuple[str, ...] = self.attach_new_tls_targets()
+            probed = {os.path.realpath(target) for target in targets}
+            for binary in sorted(config.tls_binaries):
+                if os.path.realpath(binary) not in probed:
+                    _log.warning("no TLS uprobes on %s: not a file exporting SSL_read", binary)
         self._conns = self._bpf[b"conns"]
         self._counters = self._bpf[b"counters"]
         self._listen_ports = self._bpf[b"listen_ports"]

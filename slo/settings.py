@@ -415,7 +415,10 @@ def _relative_to(settings: Settings, base: Path) -> Settings:
         update={"path": fix(settings.store.path) or settings.store.path}
     )
     probe = settings.probe.model_copy(
-        update={"replay_file": fix(settings.probe.replay_file) or settings.probe.replay_file}
+        update={
+            "replay_file": fix(settings.probe.replay_file) or settings.probe.replay_file,
+            "tls_binaries": [fix(p) or p for p in settings.probe.tls_binaries],
+        }
     )
     alerting = settings.alerting.model_copy(
         update={"outbox_path": fix(settings.alerting.outbox_path) or settings.alerting.outbox_path}

@@ -175,3 +175,9 @@ def test_relative_paths_in_the_file_are_relative_to_the_file(tmp_path: Path) -> 
     config = load_config(path, environ={})
     assert config.settings.store.path == tmp_path / "state" / "sli.db"
     assert config.outbox_path == tmp_path / "state" / "outbox.db"
+
+
+def test_tls_binaries_in_the_file_are_relative_to_the_file_too(tmp_path: Path) -> None:
+    path = write(tmp_path, "probe:\n  tls_binaries: [bin/api, /opt/app/server]\n")
+    config = load_config(path, environ={})
+    assert config.settings.probe.tls_binaries == [tmp_path / "bin" / "api", Path("/opt/app/server")]
