@@ -14,7 +14,9 @@ of bench/probe_overhead.py's numbers. Variants, in alternating order each round:
 - off: no probe;
 - server, task storage / hash map: the probe watches the server process only (by name), with
   in-flight syscalls kept per thread or in a hash map (see probe/loader.py);
-- host, task storage / hash map: the probe watches every process, so both sides are exchanges.
+- host, task storage / hash map: the probe watches every process, so both sides are exchanges;
+- tls off / tls server / tls host: the same over TLS (OpenSSL on both sides), where the probe
+  adds uprobes on SSL_read and SSL_write to its syscall tracepoints; compared with tls off.
 
 It prints medians and writes bench/results/kernel_cost.json.
 """
@@ -49,6 +51,11 @@ DRAIN_EVERY_S = 0.02
 class Variant:
     name: str
     probe: ProbeConfig | None
+    tls: bool = False
+
+    @property
+    def baseline(self) -> str:
+        return "tls off" if self.tls else "off"
 
 
 VARIANTS = (
@@ -57,15 +64,24 @@ VARIANTS = (
     Variant("server, hash map", ProbeConfig(comms=frozenset({SERVER_COMM}), task_storage=False)),
     Variant("host, task storage", ProbeConfig()),
     Variant("host, hash map", ProbeConfig(task_storage=False)),
+    Variant("tls off", None, tls=True),
+    Variant("tls server", ProbeConfig(comms=frozenset({SERVER_COMM}), tls=True), tls=True),
+    Variant("tls host", ProbeConfig(tls=True), tls=True),
 )
 
 
-def build_pingpong(workdir: Path) -> Path:
+def build_pingpong(workdir: Path) -> list[str]:
+    """The ping-pong's command line without its arguments; a certificate for its TLS mode."""
     binary = workdir / "pingpong"
+    source = ROOT / "bench" / "pingpong.c"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(source), "-lssl", "-lcrypto"], check=True)
     subprocess.run(
-        ["gcc", "-O2", "-o", str(binary), str(ROOT / "bench" / "pingpong.c")], check=True
-    )
-    return binary
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(workdir / "key.pem"),
+         "-out", str(workdir / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return [str(binary)]
 
 
 @dataclass
@@ -99,9 +115,11 @@ def probe_drained(config: ProbeConfig | None) -> Iterator[Drained]:
             drained.records += len(probe.consume())
 
 
-def cpu_us_per_request(binary: Path, requests: int) -> float:
+def cpu_us_per_request(binary: list[str], requests: int, tls: bool) -> float:
+    workdir = Path(binary[0]).parent
+    certificate = [str(workdir / "cert.pem"), str(workdir / "key.pem")] if tls else []
     out = subprocess.run(
-        ["taskset", "-c", CPU, str(binary), str(requests)],
+        ["taskset", "-c", CPU, *binary, str(requests), *certificate],
         check=True,
         capture_output=True,
         text=True,
@@ -126,12 +144,13 @@ def main() -> int:
             for variant in VARIANTS if i % 2 == 0 else VARIANTS[::-1]:
                 with probe_drained(variant.probe) as drained:
                     time.sleep(0.2)
-                    runs[variant.name].append(cpu_us_per_request(binary, args.requests))
+                    cpu = cpu_us_per_request(binary, args.requests, variant.tls)
+                    runs[variant.name].append(cpu)
                 records[variant.name] += drained.records
                 in_flight[variant.name] = drained.in_flight
-    base = statistics.median(runs["off"])
     rows = []
     for variant in VARIANTS:
+        base = statistics.median(runs[variant.baseline])
         median = statistics.median(runs[variant.name])
         rows.append(
             {
@@ -152,7 +171,7 @@ def main() -> int:
             f"{row['added_us']:>6.2f} {row['throughput_equivalent']:>6.3f} "
             f"{row['records_per_request']:>7.2f}"
         )
-    print("us/req: client + server CPU per request (median); ratio: off / on")
+    print("us/req: client + server CPU per request (median); ratio: off / on (tls off for tls)")
     write_results(
         "kernel_cost",
         {

@@ -88,7 +88,9 @@ class ProbeConfig:
     ports: frozenset[int] = frozenset()
     self_tgid: int = field(default_factory=os.getpid)
     task_storage: bool = True  # False: keep in-flight syscalls in a hash map even where slots work
-    tls: bool = True  # OpenSSL's plaintext through uprobes (see tls_targets)
+    # OpenSSL's plaintext through uprobes (see tls_targets). Off unless asked: a uprobe traps on
+    # every SSL call of every process, about 11 us each on this project's VMs (kernel_cost).
+    tls: bool = False
     tls_binaries: frozenset[str] = frozenset()  # executables with OpenSSL linked in statically
 
     def __post_init__(self) -> None:

@@ -112,7 +112,7 @@ class LiveProbeSource:
         judge: ResponseJudge | None = None,
         limits: TrackerLimits | None = None,
         capture_bytes: int = 3072,
-        tls: bool = True,
+        tls: bool = False,
         tls_binaries: frozenset[str] = frozenset(),
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:

@@ -58,6 +58,11 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="stop after this many seconds (default: until Ctrl-C)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="also HTTPS in clear, through uprobes on OpenSSL (costs CPU on every SSL call)",
+    )
     parser.add_argument("--format", choices=("table", "jsonl"), default="table")
 
 
@@ -88,7 +93,7 @@ def run_trace(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
         pids=frozenset(args.pid), comms=frozenset(args.comm), ports=frozenset(args.port)
     )
     try:
-        source = LiveProbeSource(filters=filters, router=Router(), judge=Classifier())
+        source = LiveProbeSource(filters=filters, router=Router(), judge=Classifier(), tls=args.tls)
     except ProbeUnavailable as exc:
         print(f"bytewatch trace: {exc}", file=err)
         return 1
@@ -102,11 +107,7 @@ def run_trace(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
     signal.signal(signal.SIGINT, on_signal)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     tune_gc_for_throughput()
-    tls = (
-        f"TLS in clear from {len(source.tls_targets)} OpenSSL copies"
-        if source.tls_targets
-        else "no TLS"
-    )
+    tls = f"TLS in clear from {len(source.tls_targets)} OpenSSL copies" if args.tls else "no TLS"
     print(f"bytewatch trace: probe attached ({tls}); Ctrl-C to stop", file=err, flush=True)
     if args.format == "table":
         print(TABLE_HEADER, file=out, flush=True)

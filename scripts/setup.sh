@@ -29,10 +29,10 @@ command -v apt-get >/dev/null || die "needs a Debian-based system (apt-get not f
 
 arch=$(dpkg --print-architecture)
 # nodejs runs the demo's shop API; the tests also drive nginx, wrk, Prometheus, Alertmanager, Java,
-# and make certificates for HTTPS servers with openssl.
+# make certificates for HTTPS servers with openssl, and bench/pingpong.c links libssl.
 packages=(python3-bpfcc python3-venv python3-pip "linux-headers-$arch" curl ca-certificates iproute2 nodejs)
 if [ "$dev" -eq 1 ]; then
-    packages+=(nginx wrk prometheus prometheus-alertmanager openjdk-17-jdk-headless openssl)
+    packages+=(nginx wrk prometheus prometheus-alertmanager openjdk-17-jdk-headless openssl libssl-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do

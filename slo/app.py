@@ -437,7 +437,8 @@ class Service:
             tls=probe.tls,
             tls_binaries=frozenset(str(p) for p in probe.tls_binaries),
         )
-        log.info("TLS plaintext watched in %s", ", ".join(source.tls_targets) or "nothing")
+        if probe.tls:
+            log.info("TLS plaintext watched in %s", ", ".join(source.tls_targets) or "nothing")
         try:
             os.nice(probe.nice)  # the services come first on a saturated host; loss is counted
         except OSError:

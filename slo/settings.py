@@ -83,7 +83,7 @@ class ProbeSettings(_Section):
     max_connections: int = Field(default=65536, ge=16)
     nice: int = Field(default=10, ge=0, le=19)  # yields to the services on a saturated host
     filters: ProbeFilters = ProbeFilters()
-    tls: bool = True  # HTTPS in clear through uprobes on OpenSSL's SSL_read/SSL_write
+    tls: bool = False  # HTTPS in clear through uprobes on OpenSSL; costs CPU on every SSL call
     tls_binaries: list[Path] = []  # executables with OpenSSL linked in (libssl and Node are found)
 
 

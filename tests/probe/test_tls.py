@@ -129,7 +129,9 @@ def node_tls_server(
 @pytest.fixture(scope="module")
 def tls_trace(python_tls_server: TlsServer, node_tls_server: TlsServer) -> Iterator[TraceProcess]:
     pids = [python_tls_server.pid, node_tls_server.pid, os.getpid()]
-    trace = TraceProcess(*[a for pid in pids for a in ("--pid", str(pid))], "--comm", "curl")
+    trace = TraceProcess(
+        "--tls", *[a for pid in pids for a in ("--pid", str(pid))], "--comm", "curl"
+    )
     yield trace
     trace.stop()
 
@@ -225,12 +227,22 @@ def test_curl_and_httpx_are_seen_as_https_clients(
     assert [(e["direction"], e["status"]) for e in by_curl] == [("client", 200)]
 
 
+def test_without_tls_asked_for_https_stays_unseen(
+    live_trace: TraceProcess, tls_trace: TraceProcess, python_tls_server: TlsServer
+) -> None:
+    # The session's trace runs without --tls: no uprobes, no cost on SSL calls, no plaintext.
+    path = f"/users/{unique_id()}"
+    assert '"name":"user-' in curl(python_tls_server.url(path))
+    assert tls_trace.wait_for(on_path(python_tls_server.pid, "server", path), count=1)
+    assert live_trace.matching(lambda e: e["path"] == path) == []
+
+
 @pytest.mark.parametrize("kind", ["python", "node"])
 def test_a_trace_of_an_https_servers_port_sees_its_exchanges(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
     server: TlsServer = request.getfixturevalue(f"{kind}_tls_server")
-    trace = TraceProcess("--port", str(server.port))
+    trace = TraceProcess("--tls", "--port", str(server.port))
     try:
         path = f"/users/{unique_id()}"
         assert '"name":"user-' in curl(server.url(path))
