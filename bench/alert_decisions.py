@@ -11,16 +11,15 @@ writes bench/results/alert_decisions.json.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from alerts.grouping import GroupState, dispatch
 from alerts.model import Severity, labels_of
 from alerts.routing import RootRouteConfig, build_route_tree
 from alerts.state import DEFAULT_TIMINGS, AlertRecord, BurnEvaluation, step
+from bench.results import write_results
 
 TREE = {
     "receiver": "default",
@@ -104,9 +103,7 @@ def main() -> None:
             f"{row['step_us_per_alert']:>9.1f} {row['dispatch_ms_per_tick']:>17.2f} "
             f"{row['groups_at_end']:>7} {row['notifications']:>6}"
         )
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "alert_decisions.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_results("alert_decisions", {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import random
@@ -61,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.alerting_outbox import run_one, start_receiver  # noqa: E402
+from bench.results import write_results  # noqa: E402
 from probe.model import HttpExchange  # noqa: E402
 from probe.source import ReplaySource  # noqa: E402
 from slo.app import Service  # noqa: E402
@@ -79,7 +79,6 @@ from tests.slo.app_scenario import (  # noqa: E402
     write_history,
 )
 
-RESULTS = ROOT / "bench" / "results" / "alerting.json"
 PAGE_TARGET_S = 60.0
 TICK_TO_RECEIVER_TARGET_S = 1.0
 OUTBOX_TARGET_PER_S = 500
@@ -310,9 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {name: [incident(i) for i in items] for name, items in runs.items()},
         "targets_met": verdicts,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("alerting", result)
     return 0 if all(verdicts.values()) else 1
 
 

@@ -11,7 +11,6 @@ what was sent. Prints a table; writes bench/results/alerting_outbox.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -39,8 +38,8 @@ from alerts.model import (  # noqa: E402
 )
 from alerts.outbox import Outbox  # noqa: E402
 from alerts.receivers import build_notifiers  # noqa: E402
+from bench.results import write_results  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "alerting_outbox.json"
 TARGET_PER_S = 500
 
 
@@ -175,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nslowest: {slowest:,.0f} notifications/s, {verdict} the {TARGET_PER_S}/s target")
     print("every request arrived" if complete else "REQUESTS WENT MISSING")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "bench": "alerting_outbox",
         "measured_at": now().isoformat(timespec="seconds"),
@@ -196,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "every_request_arrived": complete,
         "meets_target": slowest >= TARGET_PER_S,
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("alerting_outbox", result)
     return 0 if slowest >= TARGET_PER_S and complete else 1
 
 

@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alerts.model import AlertState, Severity  # noqa: E402
+from bench.results import write_results  # noqa: E402
 from bench.store import BOUNDS, Endpoint, plan  # noqa: E402
 from probe.model import NOT_INSPECTED, Direction, HttpExchange, Verdict  # noqa: E402
 from probe.source import ReplaySource  # noqa: E402
@@ -60,7 +61,6 @@ from slo.settings import load_config  # noqa: E402
 from slo.spec import SloSet, load_paths  # noqa: E402
 from slo.store import DAY, SqliteSliStore  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "evaluator.json"
 TICK_TARGET_MS = 200
 INGEST_TARGET_PER_S = 100_000
 DISK_TARGET_MB = 200
@@ -372,9 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in ("bench", "machine"):
             print(f"{name:<{width}}  {value}")
     print("targets:", ", ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in verdicts.items()))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({**results, "targets_met": verdicts}, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("evaluator", {**results, "targets_met": verdicts})
     return 0 if all(verdicts.values()) else 1
 
 

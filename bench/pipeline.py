@@ -29,7 +29,6 @@ import gc
 import importlib.util
 import inspect
 import io
-import json
 import random
 import statistics
 import sys
@@ -40,12 +39,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import write_results
 from probe import jsonl
 from probe.model import NOT_INSPECTED, Direction, HttpExchange, Verdict
 from slo.aggregate import Aggregator
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "pipeline.json"
 TARGET_PER_S = 100_000
 T0 = 1_767_225_600.0
 ERROR_TYPES = ("insufficient_balance", "card_declined", "limit_exceeded", "frozen", "invalid")
@@ -415,8 +414,7 @@ def main() -> None:
                 print(f"{name + '.' + sub:<36}  {inner}")
         else:
             print(f"{name:<36}  {value}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("pipeline", results)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ bench/results/routes.json. Target: well under 5 µs per call for typical paths.
 
 from __future__ import annotations
 
-import json
 import random
 import string
 import sys
@@ -18,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import write_results
 from probe.routes import Router
 
-RESULTS = Path(__file__).resolve().parent / "results" / "routes.json"
 CALLS = 200_000
 FLOOD = 1_000_000
 B62 = string.ascii_letters + string.digits
@@ -90,9 +89,7 @@ def main() -> None:
         print(f"{name:40s} {us:8.2f}")
     attack = flood()
     print(f"\nflood of {FLOOD:,} random 3-segment paths: {attack}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"us_per_call": rows, "flood": attack}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results("routes", {"us_per_call": rows, "flood": attack})
 
 
 if __name__ == "__main__":

@@ -25,12 +25,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import write_results
 from probe.semantics import Classifier, ResponseView
 
 ROOT = Path(__file__).resolve().parent.parent
 
 CORPUS = ROOT / "tests" / "probe" / "data" / "semantics" / "corpus"
-RESULTS = ROOT / "bench" / "results" / "semantics_corpus.json"
 UNSET = "<unset>"
 
 
@@ -200,10 +200,9 @@ def main() -> None:
     kib = bytes(1024)
     reference_ns = round(_best_seconds(partial(bytes.__contains__, kib, b"rror"), 200_000) * 1e9)
     print(f"machine reference: one substring test on 1 KiB = {reference_ns} ns")
-    RESULTS.parent.mkdir(exist_ok=True)
-    results = {"corpus": rows, "clean_bodies_us": clean, "reference_ns": reference_ns}
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {RESULTS.relative_to(ROOT)}")
+    write_results(
+        "semantics_corpus", {"corpus": rows, "clean_bodies_us": clean, "reference_ns": reference_ns}
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ errors of a handful of types.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import resource
@@ -32,13 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import write_results
 from slo.aggregate import DEFAULT_BOUNDS_S
 from slo.health import HealthScorer
 from slo.model import BucketCounts, Counts, EndpointKey
 from slo.series import SeriesSpec
 from slo.store import DAY, HOUR, MINUTE, SqliteSliStore, endpoint_selector, sli_measure
 
-RESULTS = Path(__file__).resolve().parent / "results" / "store.json"
 BOUNDS = DEFAULT_BOUNDS_S
 WINDOWS = (300, 1800, HOUR, 2 * HOUR, 6 * HOUR, DAY, 3 * DAY)  # and the period
 SIZE_TARGET_MB = 200
@@ -216,8 +215,7 @@ def main() -> None:
         "read": read_ms <= READ_TARGET_MS,
     }
     print("targets:", ", ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in verdicts.items()))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({**results, "targets_met": verdicts}, indent=2) + "\n")
+    write_results("store", {**results, "targets_met": verdicts})
 
 
 if __name__ == "__main__":
