@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import IN_CI
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,7 +35,6 @@ def _find_conformance() -> Path:
 
 
 CONFORMANCE = _find_conformance()
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def ebpf_unavailable_reason() -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -29,7 +28,8 @@ from alerts.notifier import Delivered
 from alerts.webhook import build_webhook_body
 from tests.alerts.receiver import RecordingReceiver
 from tests.alerts.samples import T0, alert, alert_names, notification, resolved, webhook_shape
-from tests.conftest import CONFORMANCE, IN_CI
+from tests.ci import require_binary
+from tests.conftest import CONFORMANCE
 
 OPENAPI = CONFORMANCE / "alertmanager" / "repo" / "api" / "v2" / "openapi.yaml"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
@@ -109,12 +109,7 @@ class RunningAlertmanager:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[RunningAlertmanager]:
-    if shutil.which(ALERTMANAGER) is None:
-        if IN_CI:
-            pytest.fail(
-                f"CI=true but {ALERTMANAGER} is missing (apt install prometheus-alertmanager)"
-            )
-        pytest.skip(f"needs {ALERTMANAGER} (Debian's prometheus-alertmanager)")
+    require_binary(ALERTMANAGER, "Debian's prometheus-alertmanager; setup.sh --dev installs it")
     with RecordingReceiver() as hook:
         config = {
             "route": {

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import queue
 import re
 import shutil
@@ -24,13 +23,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
+from tests.ci import skip_or_fail
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "demo"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 _LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)$")
 
 PROGRAMS: dict[str, list[str]] = {
@@ -100,13 +99,6 @@ class Running:
             return response.status, json.loads(data)
         except ValueError:
             return response.status, data.decode()
-
-
-def skip_or_fail(message: str) -> NoReturn:
-    """A missing tool skips a test here, but fails it in CI, whose machine must have it."""
-    if IN_CI:
-        pytest.fail(f"CI=true: {message}")
-    pytest.skip(message)
 
 
 def _runtime(argv: list[str]) -> None:

@@ -14,6 +14,7 @@ import yaml
 
 from slo.settings import load_config
 from slo.spec import load_paths
+from tests.ci import skip_or_fail
 from tests.deploy.files import (
     CAPABILITIES,
     KUBERNETES,
@@ -22,7 +23,6 @@ from tests.deploy.files import (
     write_secrets,
     yaml_documents,
 )
-from tests.deploy.processes import skip_or_fail
 
 OBJECTS = kubernetes_objects()
 DAEMONSET = OBJECTS[("DaemonSet", "bytewatch")]

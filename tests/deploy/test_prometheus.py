@@ -13,8 +13,8 @@ import yaml
 
 from slo.rules import render_rules
 from slo.spec import load_paths
+from tests.ci import skip_or_fail
 from tests.deploy.files import DEPLOY, kubernetes_objects
-from tests.deploy.processes import skip_or_fail
 
 PROMETHEUS_YML = DEPLOY / "prometheus" / "prometheus.yml"
 CONFIG = yaml.safe_load(PROMETHEUS_YML.read_text())

@@ -13,8 +13,8 @@ import yaml
 
 from probe.doctor import TRACEFS_DIRS, missing_privilege
 from slo.settings import StoreSettings
+from tests.ci import skip_or_fail
 from tests.deploy.files import CAPABILITIES, EXAMPLE_CONFIG, SYSTEMD_UNIT, secret_refs
-from tests.deploy.processes import skip_or_fail
 
 # include/uapi/linux/capability.h
 CAPABILITY_NUMBERS = {

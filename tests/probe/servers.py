@@ -40,8 +40,9 @@ from typing import Literal
 
 import pytest
 
+from tests.ci import IN_CI
+
 SERVERS_DIR = Path(__file__).resolve().parent.parent / "servers"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 KINDS = ("node", "python", "asgi", "java", "nginx")
 ENDPOINTS = frozenset(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from probe import abi
 from probe.abi import RecordFlag, RecordKind, Role, StreamDirection
 from probe.errors import ProbeAbiMismatch
+from tests.ci import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 STRUCTS: dict[str, type[ctypes.Structure]] = {
@@ -51,8 +51,8 @@ def c_layout(tmp_path: Path) -> dict[str, dict[str, int]]:
     return layout
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to compile the header")
 def test_every_ctypes_mirror_has_the_c_size_and_offsets(tmp_path: Path) -> None:
+    require_binary("gcc", "to compile bpf/http_event.h; Debian's gcc")
     layout = c_layout(tmp_path)
     for name, mirror in STRUCTS.items():
         expected = layout[name]

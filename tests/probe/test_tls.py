@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ci import require_binary
 from tests.probe.probe_process import Exchange, TraceProcess
 from tests.probe.servers import (
-    IN_CI,
     SERVERS_DIR,
     START_TIMEOUT_S,
     free_port,
@@ -52,11 +52,7 @@ class TlsServer:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if not _have("openssl"):
-        reason = "the TLS tests need the openssl command (scripts/setup.sh --dev installs it)"
-        if IN_CI:
-            pytest.fail(f"CI=true, so this may not be skipped: {reason}")
-        pytest.skip(reason)
+    require_binary("openssl", "for the test certificate; scripts/setup.sh --dev installs it")
     out = tmp_path_factory.mktemp("tls")
     cert, key = out / "cert.pem", out / "key.pem"
     subprocess.run(
@@ -65,12 +61,6 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )  # fmt: skip
     return cert, key
-
-
-def _have(binary: str) -> bool:
-    from shutil import which
-
-    return which(binary) is not None
 
 
 def _unverified() -> ssl.SSLContext:
@@ -115,11 +105,7 @@ def python_tls_server(
 def node_tls_server(
     certificate: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TlsServer]:
-    if not _have("node"):
-        reason = "the Node TLS server needs node (scripts/setup.sh --dev installs it)"
-        if IN_CI:
-            pytest.fail(f"CI=true, so this may not be skipped: {reason}")
-        pytest.skip(reason)
+    require_binary("node", "for the Node HTTPS server; scripts/setup.sh --dev installs it")
     port = free_port()
     cert, key = certificate
     argv = ["node", str(SERVERS_DIR / "node_server.js"), str(port), str(cert), str(key)]

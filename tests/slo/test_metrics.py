@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from slo.aggregate import Aggregator
 from slo.health import HealthConfig, HealthScorer, LatencyTargets
 from slo.metrics import PROBE_COUNTERS, PROBE_GAUGES, BytewatchCollector, le_label
 from slo.store import SqliteSliStore
+from tests.ci import require_binary
 from tests.slo.exchange_data import SAMPLE_BOUNDS, T0, expected, sample_exchanges
 
 SAMPLES = expected("metrics_expected.json")["samples"]
@@ -126,8 +126,8 @@ def test_a_registry_refuses_the_same_families_twice(aggregator: Aggregator) -> N
         registry.register(BytewatchCollector(traffic=aggregator))
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (Debian prometheus)")
 def test_promtool_accepts_the_exposition(store: SqliteSliStore, aggregator: Aggregator) -> None:
+    promtool = require_binary("promtool", "Debian's prometheus; setup.sh --dev installs it")
     aggregator.add(sample_exchanges())
     registry = CollectorRegistry()
     stats = ProbeStats(lost_records=3)
@@ -135,7 +135,7 @@ def test_promtool_accepts_the_exposition(store: SqliteSliStore, aggregator: Aggr
         BytewatchCollector(traffic=aggregator, health=scorer(store), probe_stats=lambda: stats)
     )
     result = subprocess.run(
-        ["promtool", "check", "metrics"],
+        [promtool, "check", "metrics"],
         input=generate_latest(registry),
         capture_output=True,
         check=False,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shutil
 import subprocess
@@ -18,21 +17,16 @@ from slo.model import EndpointSli, Selector, SliKind
 from slo.rules import render_rules
 from slo.spec import LoadOptions, load_catalog, load_paths
 from slo.windows import DAY
+from tests.ci import require_binary
 
 HERE = Path(__file__).parent
 PROMTOOL_DATA = HERE / "data" / "promtool"
 EXAMPLES = HERE.parent.parent / "deploy" / "examples" / "slos"
 SLOTH_TESTDATA = Path("sloth/test/integration/prometheus/testdata")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if IN_CI:
-            pytest.fail("CI=true but promtool is missing (scripts/setup.sh --dev installs it)")
-        pytest.skip("needs promtool (Debian package prometheus)")
-    return found
+    return require_binary("promtool", "Debian's prometheus; scripts/setup.sh --dev installs it")
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
