@@ -150,27 +150,25 @@ class LoadedProbe:
         # Per-thread slots for in-flight syscalls spare a hash map's lock, hash and allocation
         # per syscall (bench/kernel_cost.py compares them), but tracepoint programs may only use
         # task storage since Linux 5.12: older kernels get the hash map.
-        self._bpf: Any = None
-        self.in_flight = "hash map"
+        builds = [("hash map", cflags)]
         if config.task_storage:
+            builds.insert(0, ("task storage", [*cflags, "-DBW_TASK_STORAGE=1"]))
+        self._bpf: Any = None
+        for in_flight, flags in builds:
             try:
-                flags = [*cflags, "-DBW_TASK_STORAGE=1"]
                 self._bpf = bcc.BPF(src_file=str(PROBE_SOURCE).encode(), cflags=flags)
-                self.in_flight = "task storage"
+                self.in_flight = in_flight
+                break
             except Exception as exc:
+                if in_flight == "hash map":
+                    raise ProbeUnavailable(
+                        f"cannot load the probe ({_first_line(exc)}): "
+                        "run `bytewatch doctor` for what is missing"
+                    ) from exc
                 _log.warning(
                     "in-flight syscalls go to a hash map: task storage failed (%s)",
                     _first_line(exc),
                 )
-                self._bpf = None
-        if self._bpf is None:
-            try:
-                self._bpf = bcc.BPF(src_file=str(PROBE_SOURCE).encode(), cflags=cflags)
-            except Exception as exc:
-                raise ProbeUnavailable(
-                    f"cannot load the probe ({_first_line(exc)}): "
-                    "run `bytewatch doctor` for what is missing"
-                ) from exc
         self._batch: list[bytes] = []
         self._mapped: MappedRingBuffer | None = None
         try:
