@@ -30,7 +30,8 @@ command -v apt-get >/dev/null || die "needs a Debian-based system (apt-get not f
 arch=$(dpkg --print-architecture)
 # nodejs runs the demo's shop API; the tests also drive nginx, wrk, Prometheus, Alertmanager, Java,
 # make certificates for HTTPS servers with openssl, and bench/pingpong.c links libssl.
-packages=(python3-bpfcc python3-venv python3-pip "linux-headers-$arch" curl ca-certificates iproute2 nodejs)
+# gcc and python3-dev build the compiled exchange pipeline (setup.py, mypyc).
+packages=(python3-bpfcc python3-venv python3-pip python3-dev gcc "linux-headers-$arch" curl ca-certificates iproute2 nodejs)
 if [ "$dev" -eq 1 ]; then
     packages+=(nginx wrk prometheus prometheus-alertmanager openjdk-17-jdk-headless openssl libssl-dev)
 fi
@@ -101,7 +102,7 @@ ln -sfn "$bcc_src" "$site/bcc"
 extra=""
 [ "$dev" -eq 1 ] && extra="[dev]"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here$extra" \
-    || die "pip install of the project failed (see above)"
+    || die "pip install of the project failed (see above; BYTEWATCH_PURE_PYTHON=1 skips the compiled pipeline)"
 
 # Node's test and demo servers need nothing from npm; Java's are compiled by the tests themselves.
 "$venv/bin/bytewatch" doctor || exit 1

@@ -24,6 +24,9 @@ def _doctor(args: argparse.Namespace) -> int:
         print(f"bytewatch doctor: {line}", file=sys.stderr)
     if not problems:
         print("bytewatch doctor: eBPF is ready (BTF, tracefs, kernel headers, BCC, attach test)")
+    from probe import compiled
+
+    print(f"bytewatch doctor: {compiled.describe()}")
     return 1 if problems else 0
 
 
@@ -353,11 +356,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"bytewatch run: {exc}", file=sys.stderr)
         return 1
     install_signal_handlers(service, lambda: _reload(args))
+    from probe import compiled
+
     log.info(
-        "bytewatch running: %d SLOs, %d receivers, API on http://%s",
+        "bytewatch running: %d SLOs, %d receivers, API on http://%s; %s",
         len(slos.slos),
         len(config.receivers.names),
         settings.api.listen,
+        compiled.describe(),
         extra={"event": "start"},
     )
     service.run(serve_api=not args.no_api)

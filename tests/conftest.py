@@ -50,6 +50,16 @@ def _cached_reason() -> str | None:
     return ebpf_unavailable_reason()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A compiled module older than its source would run the old code under the new tests."""
+    from probe.compiled import REBUILD_HINT, stale_modules
+
+    stale = stale_modules()
+    if stale:
+        names = ", ".join(m.name for m in stale)
+        raise pytest.UsageError(f"{names} changed after being compiled: {REBUILD_HINT}")
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("kernel") is None:
         return
