@@ -6,8 +6,7 @@ exchange instead of 17 (same source, same outputs). They are plain, strictly typ
 stay importable as such: ``BYTEWATCH_PURE_PYTHON=1`` skips the compilation, and
 ``probe.compiled`` tells which modules run compiled and whether one is older than its source.
 
-Left out, because mypyc cannot build them yet: probe/abi.py (its ctypes layouts) and
-probe/semantics.py (a dataclass field typed ``object``).
+probe/kernel_structs.py stays pure Python: mypyc cannot build ctypes structures.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import os
 from setuptools import setup
 
 COMPILED = [
+    "probe/abi.py",
     "probe/http.py",
     "probe/conn.py",
     "probe/exchanges.py",
@@ -24,6 +24,7 @@ COMPILED = [
     "probe/body.py",
     "probe/model.py",
     "probe/services.py",
+    "probe/semantics.py",
     "slo/aggregate.py",
 ]
 

@@ -19,17 +19,10 @@ from types import ModuleType
 from typing import Any
 
 from probe import procfs
-from probe.abi import (
-    COMM_LEN,
-    COUNTER_COUNT,
-    CCommKey,
-    CConfig,
-    CConn,
-    CConnKey,
-    Counter,
-)
+from probe.abi import COMM_LEN, COUNTER_COUNT, Counter
 from probe.conn import ConnTotals
 from probe.errors import ProbeUnavailable
+from probe.kernel_structs import CCommKey, CConfig, CConn, CConnKey
 from probe.ringbuf import MappedRingBuffer, mmap_supported
 
 _log = logging.getLogger(__name__)

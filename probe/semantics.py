@@ -217,14 +217,16 @@ class TopErrorTypes:
 # --- user rules ------------------------------------------------------------------------------
 
 Step = str | int | None  # a key, an index, or None for "any element"
+JsonValue = object  # what json.loads returns (a named alias: mypyc cannot build a dataclass
+# whose field is annotated with the bare builtin)
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
     """One test: exactly one of equals (``has_equals``) / in / matches / exists is set."""
 
-    equals: object = None
-    one_of: tuple[object, ...] | None = None
+    equals: JsonValue = None
+    one_of: tuple[JsonValue, ...] | None = None
     pattern: re.Pattern[str] | None = None
     exists: bool | None = None
     has_equals: bool = False  # equals may be null, so None cannot mean "not set"

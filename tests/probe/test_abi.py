@@ -1,4 +1,4 @@
-"""The ctypes mirror in probe/abi.py agrees with bpf/http_event.h, as the C compiler lays it out."""
+"""probe/kernel_structs.py agrees with bpf/http_event.h, as the C compiler lays it out."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from probe import abi
+from probe import abi, kernel_structs
 from probe.abi import RecordFlag, RecordKind, Role, StreamDirection
 from probe.errors import ProbeAbiMismatch
 from tests.ci import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 STRUCTS: dict[str, type[ctypes.Structure]] = {
-    "bw_event": abi.CEvent,
-    "bw_config": abi.CConfig,
-    "bw_conn_key": abi.CConnKey,
-    "bw_comm_key": abi.CCommKey,
-    "bw_conn": abi.CConn,
-    "bw_stash": abi.CStash,
+    "bw_event": kernel_structs.CEvent,
+    "bw_config": kernel_structs.CConfig,
+    "bw_conn_key": kernel_structs.CConnKey,
+    "bw_comm_key": kernel_structs.CCommKey,
+    "bw_conn": kernel_structs.CConn,
+    "bw_stash": kernel_structs.CStash,
 }
 
 
