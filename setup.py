@@ -25,6 +25,8 @@ COMPILED = [
     "probe/model.py",
     "probe/services.py",
     "probe/semantics.py",
+    "probe/ringbuf.py",
+    "probe/source.py",
     "slo/aggregate.py",
 ]
 

@@ -263,12 +263,10 @@ class StreamParser:
         if (
             flagged_start
             and offset == self.pos
-            and len(data) == length
             and self._state is _IDLE
-            and (message := self._whole_message(data, ts_ns)) is not None
+            and (started := self._start(data, length, ts_ns)) is not None
         ):
-            self.pos += length
-            return [message]
+            return started
         out: list[HttpMessage] = []
         if offset > self.pos:
             self._gap(offset - self.pos, ts_ns, flagged_start, out)
@@ -530,11 +528,14 @@ class StreamParser:
             return _BAD_LENGTH
         return length if length >= 0 else _BAD_LENGTH
 
-    def _begin_body(self, head: MessageHead, ts_ns: int, out: list[HttpMessage]) -> None:
+    def _begin_body(
+        self, head: MessageHead, ts_ns: int, out: list[HttpMessage], framing: int | None = None
+    ) -> None:
         self._head = head
         self._body.clear()
         self._body_len = 0
-        framing = self._framing(head)
+        if framing is None:
+            framing = self._framing(head)
         if framing == 0:
             self._finish(ts_ns, out)
         elif framing == _CHUNKED:
@@ -548,8 +549,14 @@ class StreamParser:
             self._state = _State.LENGTH
             self._remaining = framing
 
-    def _whole_message(self, data: bytes, ts_ns: int) -> HttpMessage | None:
-        """The common case in one step: a segment holding exactly one complete message."""
+    def _start(self, data: bytes, length: int, ts_ns: int) -> list[HttpMessage] | None:
+        """A syscall that starts a message with its whole head, parsed once.
+
+        The common case, one complete message, is done in one step. Otherwise the body goes on
+        past this syscall (sent with sendfile, say, or in writes of its own) and is placed from
+        here, without parsing the head a second time on the general path. None when the head
+        is not all here or is not HTTP: the general path then collects or rejects it.
+        """
         end = data.find(b"\r\n\r\n")
         if end < 0:
             return None
@@ -558,10 +565,24 @@ class StreamParser:
         except ParseError:
             return None
         framing = self._framing(head)
-        if framing < 0 or head.size + framing != len(data):
+        size = head.size
+        if framing >= 0 and size + framing == len(data) == length:
+            self.pos += length
+            body = data[size : size + self._body_limit]
+            cut = framing > len(body)
+            return [_new(HttpMessage, (head, ts_ns, ts_ns, length, body, cut, True))]
+        if framing == _BAD_LENGTH:
             return None
-        body = data[head.size : head.size + self._body_limit]
-        return _new(HttpMessage, (head, ts_ns, ts_ns, len(data), body, framing > len(body), True))
+        out: list[HttpMessage] = []
+        self._msg_start = self.pos
+        self._start_ns = ts_ns
+        self.pos += size
+        self._begin_body(head, ts_ns, out, framing)
+        if len(data) > size:
+            self._bytes(data[size:], ts_ns, out)
+        if length > len(data):
+            self._gap(length - len(data), ts_ns, False, out)
+        return out
 
     def _keep(self, chunk: memoryview) -> None:
         room = self._body_limit - len(self._body)

@@ -123,6 +123,64 @@ def test_the_framing_is_the_same_when_the_message_arrives_byte_by_byte(
         assert [(m.body, m.size) for m in done] == [(expected, len(message))]
 
 
+# Each framing case again, its first syscall ending 0, 1 or 3 bytes into the body.
+SPLIT_CASES = [
+    (f"{name}, first syscall ending {split} bytes into the body", message, answering, expected, at)
+    for name, message, answering, expected in FRAMING_CASES
+    for split in (0, 1, 3)
+    if (at := message.index(b"\r\n\r\n") + 4 + split) <= len(message)
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "answering", "expected", "at"),
+    [case[1:] for case in SPLIT_CASES],
+    ids=[case[0] for case in SPLIT_CASES],
+)
+def test_the_framing_is_the_same_when_the_body_goes_on_past_the_head_s_syscall(
+    message: bytes, answering: str | None, expected: bytes | str | None, at: int
+) -> None:
+    stats = ParserStats()
+    parser = StreamParser(stats, response_to=lambda: answering)
+    first, rest = message[:at], message[at:]
+    done = parser.feed(0, first, len(first), 1, True)
+    done += [m for i in range(len(rest)) for m in parser.feed(at + i, rest[i : i + 1], 1, 2, False)]
+    if expected == "garbage":
+        assert (done, stats.parse_errors) == ([], 1)
+    elif expected is None:
+        assert done == []
+    else:
+        assert [(m.body, m.size) for m in done] == [(expected, len(message))]
+        assert stats.parse_errors == 0
+
+
+def test_a_body_counted_but_not_copied_ends_the_message_with_the_syscall_that_moved_it() -> None:
+    """nginx sends a file's bytes with sendfile: the kernel counts them, copies nothing."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\n"
+    parser = StreamParser(ParserStats(), response_to=lambda: "GET")
+    assert parser.feed(0, head, len(head), 1, True) == []
+    assert parser.in_message
+    [done] = parser.settle(len(head) + 19, 7)
+    assert (done.size, done.body, done.body_truncated, done.end_ns) == (
+        len(head) + 19,
+        b"",
+        True,
+        7,
+    )
+
+
+def test_a_syscall_cut_after_the_head_keeps_what_was_copied_of_the_body() -> None:
+    message = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"
+    parser = StreamParser(ParserStats(), response_to=lambda: "GET")
+    [done] = parser.feed(0, message[:-6], len(message), 3, True)
+    assert (done.size, done.body, done.body_truncated, done.end_ns) == (
+        len(message),
+        b"0123",
+        True,
+        3,
+    )
+
+
 MALFORMED_STARTS = [
     ("a status code with a superscript digit", b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n"),
     ("a status code of two digits", b"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n"),
