@@ -19,6 +19,7 @@
 #endif
 #define BW_MAX_IOV 8
 #define BW_EMIT_ATTEMPTS 64
+#define BW_EMIT_FALLBACK_NS 1000000ULL
 #define BW_PEEK 16
 #define BW_EINPROGRESS 115
 #define BW_AF_INET 2
@@ -61,7 +62,11 @@ BPF_HASH(active, __u64, struct bw_io_args, 16384);
 BPF_PERCPU_ARRAY(scratch, struct bw_scratch, 1);
 BPF_TABLE("lru_hash", struct bw_conn_key, struct bw_stash, stash, 8192);
 BPF_PERCPU_ARRAY(stash_scratch, struct bw_stash, 1);
-BPF_PERCPU_ARRAY(ring_exhausted, __u8, 1); /* records in a row that failed every attempt */
+struct bw_emit_state {
+    __u64 fallback_until_ns; /* until then, one attempt per record (see emit) */
+    __u64 exhausted;         /* records in a row that failed every attempt */
+};
+BPF_PERCPU_ARRAY(emit_state, struct bw_emit_state, 1);
 BPF_RINGBUF_OUTPUT(events, BW_RINGBUF_PAGES);
 
 static __always_inline void count(__u32 which) {
@@ -314,7 +319,7 @@ static __always_inline void stamp(struct bw_event *ev, __u8 kind, const struct b
 }
 
 static __always_inline void emit(struct bw_scratch *s, __u32 captured) {
-    __u32 size = sizeof(struct bw_event) - BW_DATA_MAX + (captured & (BW_DATA_MAX * 2 - 1));
+    __u64 size = sizeof(struct bw_event) - BW_DATA_MAX + (captured & (BW_DATA_MAX * 2 - 1));
     if (size > sizeof(struct bw_event))
         size = sizeof(struct bw_event);
     /* A reservation can fail with room to spare. Since 6.15 the ring's lock is a resilient
@@ -324,21 +329,26 @@ static __always_inline void emit(struct bw_scratch *s, __u32 captured) {
      * attempts, about 2 us each; with 4 attempts such records were lost (1 to 10 per 100,000).
      * So retry up to 64 times. A ring that is really full (the agent has fallen behind) fails
      * every attempt, and retrying would only slow each traced syscall down: after two records
-     * in a row failed every attempt, this CPU tries once per record until one gets through. */
+     * in a row failed every attempt, this CPU tries once per record for the next millisecond,
+     * whatever gets through meanwhile (small records can fit where large ones do not).
+     * 64-bit counters: before 5.16 a 32-bit value spilled to the stack loses its bounds. */
     __u32 zero = 0;
-    __u8 *exhausted = ring_exhausted.lookup(&zero);
-    int attempts = exhausted && *exhausted >= 2 ? 1 : BW_EMIT_ATTEMPTS;
+    struct bw_emit_state *state = emit_state.lookup(&zero);
+    __u64 now = s->ev.ts_ns;
+    __u64 attempts = state && now < state->fallback_until_ns ? 1 : BW_EMIT_ATTEMPTS;
 #pragma clang loop unroll(disable)
-    for (int attempt = 0; attempt < attempts; attempt++) {
+    for (__u64 attempt = 0; attempt < attempts; attempt++) {
         if (!events.ringbuf_output(&s->ev, size, 0)) {
-            if (exhausted)
-                *exhausted = 0;
+            if (state)
+                state->exhausted = 0;
             count(BW_COUNTER_RECORDS);
             return;
         }
     }
-    if (exhausted && *exhausted < 2)
-        *exhausted += 1;
+    if (state && attempts > 1 && ++state->exhausted >= 2) {
+        state->exhausted = 0;
+        state->fallback_until_ns = now + BW_EMIT_FALLBACK_NS;
+    }
     count(BW_COUNTER_LOST);
 }
 
