@@ -18,8 +18,7 @@
 #define BW_MAX_CONNS 65536
 #endif
 #define BW_MAX_IOV 8
-#define BW_EMIT_ATTEMPTS 64
-#define BW_EMIT_FALLBACK_NS 1000000ULL
+#define BW_EMIT_ATTEMPTS 16
 #define BW_PEEK 16
 #define BW_EINPROGRESS 115
 #define BW_AF_INET 2
@@ -62,11 +61,6 @@ BPF_HASH(active, __u64, struct bw_io_args, 16384);
 BPF_PERCPU_ARRAY(scratch, struct bw_scratch, 1);
 BPF_TABLE("lru_hash", struct bw_conn_key, struct bw_stash, stash, 8192);
 BPF_PERCPU_ARRAY(stash_scratch, struct bw_stash, 1);
-struct bw_emit_state {
-    __u64 fallback_until_ns; /* until then, one attempt per record (see emit) */
-    __u64 exhausted;         /* records in a row that failed every attempt */
-};
-BPF_PERCPU_ARRAY(emit_state, struct bw_emit_state, 1);
 BPF_RINGBUF_OUTPUT(events, BW_RINGBUF_PAGES);
 
 static __always_inline void count(__u32 which) {
@@ -324,30 +318,21 @@ static __always_inline void emit(struct bw_scratch *s, __u32 captured) {
         size = sizeof(struct bw_event);
     /* A reservation can fail with room to spare. Since 6.15 the ring's lock is a resilient
      * spinlock that can give up instead of waiting, and on our 6.18 VMs it does so now and then
-     * while the other CPU holds it. Counted per attempt under wrk (nginx and Node, host-wide,
-     * 1.4 million records), 17 reservations failed at first and needed from 1 to over 16 more
-     * attempts, about 2 us each; with 4 attempts such records were lost (1 to 10 per 100,000).
-     * So retry up to 64 times. A ring that is really full (the agent has fallen behind) fails
-     * every attempt, and retrying would only slow each traced syscall down: after two records
-     * in a row failed every attempt, this CPU tries once per record for the next millisecond,
-     * whatever gets through meanwhile (small records can fit where large ones do not).
-     * 64-bit counters: before 5.16 a 32-bit value spilled to the stack loses its bounds. */
-    __u32 zero = 0;
-    struct bw_emit_state *state = emit_state.lookup(&zero);
-    __u64 now = s->ev.ts_ns;
-    __u64 attempts = state && now < state->fallback_until_ns ? 1 : BW_EMIT_ATTEMPTS;
+     * while the other CPU holds it. Counted per attempt (a debug build, wrk on nginx and Node,
+     * host-wide), failures come in two kinds of runs:
+     * - short ones, which the next 1 to 16 attempts get through (about 20 in 2.3 million
+     *   records; with 4 attempts some of them were lost);
+     * - long ones, which outlast even 256 attempts (12 us): 30 of 865,000 records with Node,
+     *   none with nginx. Retrying longer would not save them, only stall the syscall.
+     * So 16 attempts: on a ring that is really full (the agent has fallen behind) every record
+     * pays them, about 0.7 us, and is counted as lost. 64-bit counter: before 5.16 a 32-bit
+     * value spilled to the stack loses its bounds. */
 #pragma clang loop unroll(disable)
-    for (__u64 attempt = 0; attempt < attempts; attempt++) {
+    for (__u64 attempt = 0; attempt < BW_EMIT_ATTEMPTS; attempt++) {
         if (!events.ringbuf_output(&s->ev, size, 0)) {
-            if (state)
-                state->exhausted = 0;
             count(BW_COUNTER_RECORDS);
             return;
         }
-    }
-    if (state && attempts > 1 && ++state->exhausted >= 2) {
-        state->exhausted = 0;
-        state->fallback_until_ns = now + BW_EMIT_FALLBACK_NS;
     }
     count(BW_COUNTER_LOST);
 }
