@@ -40,7 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import write_results  # noqa: E402
+from probe.abi import Counter  # noqa: E402
 from probe.loader import LoadedProbe, ProbeConfig  # noqa: E402
+from probe.procfs import listening_sockets  # noqa: E402
 
 SERVER_COMM = "pp-server"
 CPU = "1"
@@ -87,21 +89,29 @@ def build_pingpong(workdir: Path) -> list[str]:
 @dataclass
 class Drained:
     records: int = 0
+    lost: int = 0  # the kernel's count of records the ring buffer refused
     in_flight: str = "-"
 
 
 @contextmanager
-def probe_drained(config: ProbeConfig | None) -> Iterator[Drained]:
-    """The probe loaded and drained in the background; counts what it drained."""
+def probe_drained(
+    config: ProbeConfig | None, *, nice: int = 0, listeners: bool = False
+) -> Iterator[Drained]:
+    """The probe loaded and drained in the background, its records dropped unparsed; counts
+    what it drained and lost. ``nice`` is the draining thread's (the agent runs at 10);
+    ``listeners`` seeds the listening ports the agent would seed."""
     drained = Drained()
     if config is None:
         yield drained
         return
     with LoadedProbe(config) as probe:
         drained.in_flight = probe.in_flight
+        if listeners:
+            probe.seed_listen_ports(listening_sockets())
         stop = threading.Event()
 
         def drain() -> None:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
             while not stop.wait(DRAIN_EVERY_S):
                 drained.records += len(probe.consume())
 
@@ -113,6 +123,7 @@ def probe_drained(config: ProbeConfig | None) -> Iterator[Drained]:
             stop.set()
             reader.join()
             drained.records += len(probe.consume())
+            drained.lost = probe.counters().get(Counter.LOST, 0)
 
 
 def cpu_us_per_request(binary: list[str], requests: int, tls: bool) -> float:

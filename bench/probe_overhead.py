@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -41,10 +40,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.kernel_cost import probe_drained  # noqa: E402
 from bench.results import write_results  # noqa: E402
-from probe.abi import Counter  # noqa: E402
-from probe.loader import LoadedProbe, ProbeConfig  # noqa: E402
-from probe.procfs import listening_sockets  # noqa: E402
+from probe.loader import ProbeConfig  # noqa: E402
 from tests.probe.servers import RunningServer, start_server  # noqa: E402
 from tests.probe.traffic import _WRK_SCRIPT, WrkResult, parse_wrk_report  # noqa: E402
 
@@ -175,39 +173,17 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-@contextmanager
-def kernel_side_only(pids: frozenset[int]) -> Iterator[LoadedProbe]:
-    """The probe loaded with a consumer that takes the records out of the ring buffer every
-    20 ms (as the agent batches, and at the agent's nice 10) and drops them unparsed: what the
-    kernel side costs the services, without the agent's work."""
-    stop = threading.Event()
-    with LoadedProbe(ProbeConfig(pids=pids)) as probe:
-        probe.seed_listen_ports(listening_sockets())
-
-        def drain() -> None:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-            while not stop.wait(0.02):
-                probe.consume()
-
-        thread = threading.Thread(target=drain, daemon=True)
-        thread.start()
-        try:
-            yield probe
-        finally:
-            stop.set()
-            thread.join()
-
-
 def measure_kernel_side(url: str, seconds: float, pids: frozenset[int]) -> Run:
-    with kernel_side_only(pids) as probe:
+    """The probe's records taken out of the ring every 20 ms at the agent's nice 10 and dropped
+    unparsed: what the kernel side costs the services, without the agent's work."""
+    with probe_drained(ProbeConfig(pids=pids), nice=10, listeners=True) as drained:
         result = wrk(url, seconds, rate_limited=False)
-        lost = probe.counters().get(Counter.LOST, 0)
     return Run(
         result.requests_per_s,
         result.latency_p50_s,
         result.latency_p99_s,
         result.requests,
-        lost_records=lost,
+        lost_records=drained.lost,
     )
 
 

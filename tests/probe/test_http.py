@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probe.http import ParserStats, StreamParser
+from probe.http import HttpMessage, ParserStats, StreamParser
 
 BODY = b"hello"
 CHUNKED_BODY = b"5\r\nhello\r\n0\r\n\r\n"
@@ -80,6 +80,19 @@ FRAMING_CASES = [
 ]
 
 
+def assert_framed(
+    done: list[HttpMessage], stats: ParserStats, message: bytes, expected: bytes | str | None
+) -> None:
+    """What a framing case expects of the messages parsed so far (before any close)."""
+    if expected == "garbage":
+        assert (done, stats.parse_errors) == ([], 1)
+    elif expected is None:
+        assert done == []
+    else:
+        assert [(m.body, m.size) for m in done] == [(expected, len(message))]
+        assert stats.parse_errors == 0
+
+
 @pytest.mark.parametrize(
     ("message", "answering", "expected"),
     [case[1:] for case in FRAMING_CASES],
@@ -115,12 +128,7 @@ def test_the_framing_is_the_same_when_the_message_arrives_byte_by_byte(
     done = [
         m for i in range(len(message)) for m in parser.feed(i, message[i : i + 1], 1, 1, i == 0)
     ]
-    if expected == "garbage":
-        assert (done, stats.parse_errors) == ([], 1)
-    elif expected is None:
-        assert done == []
-    else:
-        assert [(m.body, m.size) for m in done] == [(expected, len(message))]
+    assert_framed(done, stats, message, expected)
 
 
 # Each framing case again, its first syscall ending 0, 1 or 3 bytes into the body.
@@ -145,13 +153,7 @@ def test_the_framing_is_the_same_when_the_body_goes_on_past_the_head_s_syscall(
     first, rest = message[:at], message[at:]
     done = parser.feed(0, first, len(first), 1, True)
     done += [m for i in range(len(rest)) for m in parser.feed(at + i, rest[i : i + 1], 1, 2, False)]
-    if expected == "garbage":
-        assert (done, stats.parse_errors) == ([], 1)
-    elif expected is None:
-        assert done == []
-    else:
-        assert [(m.body, m.size) for m in done] == [(expected, len(message))]
-        assert stats.parse_errors == 0
+    assert_framed(done, stats, message, expected)
 
 
 def test_a_body_counted_but_not_copied_ends_the_message_with_the_syscall_that_moved_it() -> None:
