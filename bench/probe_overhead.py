@@ -32,9 +32,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,22 +201,22 @@ def bench_target(
         kernel: list[Run] = []
         paced_off: list[Run] = []
         paced_on: list[Run] = []
+        run_wrk = partial(measure, url, seconds, workdir=workdir)
+        saturated: list[tuple[list[Run], Callable[[], Run]]] = [
+            (off, partial(run_wrk, probe=None, rate_limited=False)),
+            (on, partial(run_wrk, probe=probe_args, rate_limited=False)),
+            (kernel, partial(measure_kernel_side, url, seconds, pids)),
+        ]
+        paced: list[tuple[list[Run], Callable[[], Run]]] = [
+            (paced_off, partial(run_wrk, probe=None, rate_limited=True)),
+            (paced_on, partial(run_wrk, probe=probe_args, rate_limited=True)),
+        ]
         for i in range(pairs):
-            # Each pair runs without the probe, with the agent, and with the kernel side alone,
-            # at saturation and then (without the kernel-only run) at ~10,000 requests/s; the
-            # order flips every pair so that drift hits every variant alike.
-            variants: list[list[str] | str | None] = [None, probe_args, "kernel"]
-            for args in variants if i % 2 == 0 else variants[::-1]:
-                if args == "kernel":
-                    kernel.append(measure_kernel_side(url, seconds, pids))
-                    continue
-                assert not isinstance(args, str)
-                run = measure(url, seconds, probe=args, rate_limited=False, workdir=workdir)
-                (off if args is None else on).append(run)
-            order = [None, probe_args] if i % 2 == 0 else [probe_args, None]
-            for args in order:
-                run = measure(url, seconds, probe=args, rate_limited=True, workdir=workdir)
-                (paced_off if args is None else paced_on).append(run)
+            # Each pair runs without the probe, with the agent and with the kernel side alone at
+            # saturation, then without and with the agent at ~10,000 requests/s; the order flips
+            # every pair so that drift hits every variant alike.
+            for runs, run in (saturated + paced) if i % 2 == 0 else saturated[::-1] + paced[::-1]:
+                runs.append(run())
         cpu_per_10k = [r.agent_cpu_s / r.requests * 10_000 for r in on if r.agent_cpu_s]
         rps_off = median([r.requests_per_s for r in off])
         out[mode] = {

@@ -428,7 +428,7 @@ class StreamParser:
                     self._garbage(n - i)
                     return
                 self._line.clear()
-                self._begin_body(head, ts_ns, out)
+                self._begin_body(head, self._framing(head), ts_ns, out)
                 continue
             if state is _State.LENGTH:
                 take = min(self._remaining, n - i)
@@ -529,13 +529,11 @@ class StreamParser:
         return length if length >= 0 else _BAD_LENGTH
 
     def _begin_body(
-        self, head: MessageHead, ts_ns: int, out: list[HttpMessage], framing: int | None = None
+        self, head: MessageHead, framing: int, ts_ns: int, out: list[HttpMessage]
     ) -> None:
         self._head = head
         self._body.clear()
         self._body_len = 0
-        if framing is None:
-            framing = self._framing(head)
         if framing == 0:
             self._finish(ts_ns, out)
         elif framing == _CHUNKED:
@@ -577,7 +575,7 @@ class StreamParser:
         self._msg_start = self.pos
         self._start_ns = ts_ns
         self.pos += size
-        self._begin_body(head, ts_ns, out, framing)
+        self._begin_body(head, framing, ts_ns, out)
         if len(data) > size:
             self._bytes(data[size:], ts_ns, out)
         if length > len(data):
