@@ -46,7 +46,8 @@ enum bw_counter {
     BW_COUNTER_TRUNCATED = 2, /* messages whose capture budget ran out */
     BW_COUNTER_CONNS = 3,     /* connections that started being tracked */
     BW_COUNTER_ARGS_FULL = 4, /* syscalls missed because the in-flight table was full */
-    BW_COUNTER_MAX = 5,
+    BW_COUNTER_SPILLED = 5,   /* records written to the spill ring (also counted in RECORDS) */
+    BW_COUNTER_MAX = 6,
 };
 
 /* One record per read/write that starts an HTTP message or falls within a message's capture

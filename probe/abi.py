@@ -50,6 +50,7 @@ class Counter(IntEnum):
     TRUNCATED = 2
     CONNS = 3
     ARGS_FULL = 4
+    SPILLED = 5
 
 
 COUNTER_COUNT: Final = len(Counter)

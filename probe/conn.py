@@ -8,6 +8,12 @@ them.
 
 Memory is bounded: at most ``max_connections`` connections (least recently active evicted
 first), at most ``max_pending_requests`` per connection, and idle connections expire.
+
+Records of a connection are numbered by the kernel. They normally arrive in order, but one the
+main ring refused comes through the spill ring, and so may arrive before or after its
+neighbours: a record that arrives ahead of a gap is held until the gap fills. A gap still open
+after ``end_batch`` has been called twice (the spill ring is read in every batch) was a record
+really lost; the held records then go on without it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ _MSG_START = int(RecordFlag.MSG_START)
 _CLOSE = RecordKind.CLOSE
 _INGRESS = StreamDirection.INGRESS
 _new = tuple.__new__  # builds NamedTuples without their keyword-parsing __new__
+_SEQ_MOD = 1 << 32  # the kernel's sequence numbers are 32-bit
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +73,7 @@ class TrackerLimits:
     max_connections: int = 65536
     max_pending_requests: int = 256
     idle_timeout_ns: int = 600 * 1_000_000_000
+    max_held_records: int = 256  # per connection, waiting for a gap in the sequence to fill
     body_limit: int = DEFAULT_BODY_LIMIT
 
 
@@ -79,6 +87,7 @@ class TrackerStats:
     unmatched_responses: int = 0
     dropped_requests: int = 0
     lost_records: int = 0  # gaps in a connection's record sequence
+    resequenced_records: int = 0  # arrived ahead of their turn and were held until it came
     abandoned_requests: int = 0  # requests whose outcome was lost with those records
     evicted_connections: int = 0
     expired_connections: int = 0
@@ -89,6 +98,9 @@ class _Conn:
     __slots__ = (
         "answered_early",
         "conn_id",
+        "held",
+        "held_since",
+        "key",
         "last_ns",
         "local_port",
         "next_seq",
@@ -105,6 +117,7 @@ class _Conn:
 
     def __init__(self, record: Record, stats: ParserStats, body_limit: int) -> None:
         self.tgid = record.tgid
+        self.key: ConnKey = (record.tgid, record.fd)
         self.conn_id = record.conn_id
         self.role = record.role if record.role is not Role.UNKNOWN else _guess_role(record)
         self.request_direction = (
@@ -114,7 +127,11 @@ class _Conn:
         self.remote_port = record.remote_port
         self.thread_comm = record.thread_comm
         self.last_ns = record.ts_ns
-        self.next_seq = record.seq
+        # The kernel numbers a connection's records from 0: one that opens with a later number
+        # waits for those before it, which may still be on their way (see end_batch).
+        self.next_seq = 0
+        self.held: list[Record] | None = None  # arrived ahead of a gap in the sequence
+        self.held_since = 0  # the batch in which the first of them arrived
         self.pending: deque[HttpMessage] = deque()
         self.answered_early = False
         self.upgraded = False
@@ -144,6 +161,10 @@ def _other_side_totals(record: Record) -> tuple[int, int]:
     return record.in_bytes, record.in_last_ns
 
 
+def _record_seq(record: Record) -> int:
+    return record.seq
+
+
 def _guess_role(record: Record) -> Role:
     starts_request = not record.data.startswith(b"HTTP/")
     reads = record.direction is StreamDirection.INGRESS
@@ -157,6 +178,8 @@ class ConnectionTracker:
         self.limits = limits
         self.stats = TrackerStats()
         self._conns: OrderedDict[ConnKey, _Conn] = OrderedDict()
+        self._holding: dict[ConnKey, _Conn] = {}
+        self._batch = 0
 
     def __len__(self) -> int:
         return len(self._conns)
@@ -168,27 +191,58 @@ class ConnectionTracker:
         conn = self._conns.get(key)
         if conn is not None and conn.conn_id != record.conn_id:
             # The fd was closed without us seeing it and now holds a new connection.
-            self._conns.pop(key)
-            self._end(conn, None, conn.last_ns, out)
+            if conn.held is not None:
+                self._give_up_gap(conn, out)
+            if self._conns.get(key) is conn:
+                self._conns.pop(key)
+                self._end(conn, None, conn.last_ns, out)
             conn = None
-        kind = record.kind
         if conn is None:
-            if kind is _CLOSE:
+            if record.kind is _CLOSE:
                 return out
             conn = self._open(key, record, out)
         else:
             self._conns.move_to_end(key)
-        conn.last_ns = ts_ns = record.ts_ns
         seq = record.seq
         if seq != conn.next_seq:
+            if 0 < (seq - conn.next_seq) % _SEQ_MOD < _SEQ_MOD // 2:
+                self._hold(conn, record, out)
+                return out
+            # Behind: two CPUs numbered one connection's records alike, or it came after its
+            # gap was given up. Either way the stream cannot be trusted across it, and the
+            # records still to come are numbered from where it was.
+            expected = conn.next_seq
             self._lost(conn, seq)
-        conn.next_seq = seq + 1
-        if kind is _CLOSE:
-            self._conns.pop(key)
+            self._apply(conn, record, out)
+            conn.next_seq = expected
+            return out
+        self._apply(conn, record, out)
+        if conn.held is not None:
+            self._release_held(conn, out)
+        return out
+
+    def end_batch(self) -> list[ObservedExchange]:
+        """Call after each read of the ring buffers. A gap open since the batch before last was
+        a record really lost: the records held behind it go on without it."""
+        self._batch += 1
+        out: list[ObservedExchange] = []
+        if self._holding:
+            for conn in list(self._holding.values()):
+                if self._batch - conn.held_since >= 2:
+                    self._give_up_gap(conn, out)
+        return out
+
+    def _apply(self, conn: _Conn, record: Record, out: list[ObservedExchange]) -> None:
+        """One record in its turn."""
+        conn.last_ns = ts_ns = record.ts_ns
+        conn.next_seq = (record.seq + 1) % _SEQ_MOD
+        if record.kind is _CLOSE:
+            if self._conns.get(conn.key) is conn:
+                self._conns.pop(conn.key)
             self._end(conn, record, ts_ns, out)
-            return out
+            return
         if conn.upgraded:
-            return out
+            return
 
         # Fields are read once into locals (this runs twice per exchange), stream_offset without
         # its property call, and the other side's totals only when a message there waits for them.
@@ -214,7 +268,6 @@ class ConnectionTracker:
             done = conn.responses.feed(offset, record.data, length, ts_ns, start)
             if done:
                 self._responses(conn, done, out)
-        return out
 
     def settle(self, tgid: int, fd: int, totals: ConnTotals) -> list[ObservedExchange]:
         """Apply the kernel's current totals for a connection whose message end is overdue."""
@@ -239,6 +292,7 @@ class ConnectionTracker:
             (key, conn.conn_id)
             for key, conn in self._conns.items()
             if now_ns - conn.last_ns >= quiet_ns
+            and conn.held is None  # its totals count records not applied yet
             and (conn.responses.awaiting_end or conn.requests.awaiting_end)
         ]
 
@@ -266,10 +320,53 @@ class ConnectionTracker:
         self._conns[key] = conn
         return conn
 
+    def _hold(self, conn: _Conn, record: Record, out: list[ObservedExchange]) -> None:
+        if conn.held is None:
+            conn.held = []
+            conn.held_since = self._batch
+            self._holding[conn.key] = conn
+        conn.held.append(record)
+        self.stats.resequenced_records += 1
+        if len(conn.held) > self.limits.max_held_records:
+            self._give_up_gap(conn, out)
+
+    def _release_held(self, conn: _Conn, out: list[ObservedExchange]) -> None:
+        """Apply the held records that are now in turn."""
+        held = conn.held
+        assert held is not None
+        held.sort(key=_record_seq)
+        while held and held[0].seq == conn.next_seq:
+            record = held.pop(0)
+            if not held:
+                self._stop_holding(conn)
+            self._apply(conn, record, out)
+            if conn.held is None:  # all applied, or a close ended the connection
+                break
+
+    def _give_up_gap(self, conn: _Conn, out: list[ObservedExchange]) -> None:
+        """The missing records are not coming: apply what was held, across the gaps."""
+        held = conn.held
+        assert held is not None
+        self._stop_holding(conn)
+        held.sort(key=_record_seq)
+        if conn.next_seq == 0:
+            # Nothing applied yet: the connection was already under way when this tracker
+            # began to follow it (the probe attached late, or the tracker had forgotten it).
+            conn.next_seq = held[0].seq
+        for record in held:
+            if record.seq != conn.next_seq:
+                self._lost(conn, record.seq)
+            self._apply(conn, record, out)
+
+    def _stop_holding(self, conn: _Conn) -> None:
+        conn.held = None
+        self._holding.pop(conn.key, None)
+
     def _lost(self, conn: _Conn, seq: int) -> None:
         """Records of this connection never arrived (the ring buffer was full). What was in
         flight has an unknown outcome: it is counted as lost, never reported as a failure."""
-        self.stats.lost_records += max(1, seq - conn.next_seq)
+        gap = (seq - conn.next_seq) % _SEQ_MOD
+        self.stats.lost_records += gap if 0 < gap < _SEQ_MOD // 2 else 1
         self.stats.abandoned_requests += len(conn.pending)
         conn.pending.clear()
         conn.answered_early = False
@@ -315,6 +412,9 @@ class ConnectionTracker:
     def _end(
         self, conn: _Conn, record: Record | None, end_ns: int, out: list[ObservedExchange]
     ) -> None:
+        if conn.held is not None:  # evicted or expired while waiting for a record
+            self.stats.lost_records += len(conn.held)
+            self._stop_holding(conn)
         if record is not None:
             req_total, req_last, resp_total, resp_last = conn.totals(
                 record.in_bytes, record.in_last_ns, record.out_bytes, record.out_last_ns

@@ -28,6 +28,7 @@ from probe.ringbuf import MappedRingBuffer, mmap_supported
 _log = logging.getLogger(__name__)
 BPF_DIR = Path(os.environ.get("BYTEWATCH_BPF_DIR", Path(__file__).resolve().parent.parent / "bpf"))
 PROBE_SOURCE = BPF_DIR / "http_probe.bpf.c"
+SPILL_PAGES = 256  # 1 MiB: the spill ring takes only what the main ring refused
 DEBIAN_DIST_PACKAGES = Path("/usr/lib/python3/dist-packages")
 
 
@@ -85,12 +86,15 @@ class ProbeConfig:
     # every SSL call of every process, about 11 us each on this project's VMs (kernel_cost).
     tls: bool = False
     tls_binaries: frozenset[str] = frozenset()  # executables with OpenSSL linked in statically
+    spill_every: int = 0  # tests only: every Nth record of a connection goes through the spill ring
 
     def __post_init__(self) -> None:
         if not 64 <= self.capture_bytes <= 4096:
             raise ValueError(f"capture_bytes must be between 64 and 4096, not {self.capture_bytes}")
         if self.ringbuf_pages <= 0 or self.ringbuf_pages & (self.ringbuf_pages - 1):
             raise ValueError(f"ringbuf_pages must be a power of two, not {self.ringbuf_pages}")
+        if self.spill_every < 0:
+            raise ValueError(f"spill_every must not be negative, not {self.spill_every}")
 
 
 # OpenSSL's plaintext calls and the probe functions that see them enter (all share tls_return).
@@ -135,11 +139,14 @@ class LoadedProbe:
         cflags = [
             f"-I{BPF_DIR}",
             f"-DBW_RINGBUF_PAGES={config.ringbuf_pages}",
+            f"-DBW_SPILL_PAGES={SPILL_PAGES}",
             f"-DBW_MAX_CONNS={config.max_connections}",
             "-Wno-unused-function",
         ]
         if config.tls:
             cflags.append("-DBW_TLS=1")
+        if config.spill_every:
+            cflags.append(f"-DBW_SPILL_EVERY={config.spill_every}")
         # Per-thread slots for in-flight syscalls spare a hash map's lock, hash and allocation
         # per syscall (bench/kernel_cost.py compares them), but tracepoint programs may only use
         # task storage since Linux 5.12: older kernels get the hash map.
@@ -163,13 +170,15 @@ class LoadedProbe:
                     _first_line(exc),
                 )
         self._batch: list[bytes] = []
-        self._mapped: MappedRingBuffer | None = None
+        self._rings: tuple[MappedRingBuffer, ...] = ()
         try:
             self._configure(config)
-            events = self._bpf[b"events"]
+            events, spill = self._bpf[b"events"], self._bpf[b"spill"]
             if mmap_supported():
-                size = config.ringbuf_pages * mmap.PAGESIZE
-                self._mapped = MappedRingBuffer(events.map_fd, size)
+                self._rings = (
+                    MappedRingBuffer(events.map_fd, config.ringbuf_pages * mmap.PAGESIZE),
+                    MappedRingBuffer(spill.map_fd, SPILL_PAGES * mmap.PAGESIZE),
+                )
             else:
                 batch = self._batch
 
@@ -178,6 +187,7 @@ class LoadedProbe:
 
                 self._deliver = deliver  # keep the ctypes callback alive with the probe
                 events.open_ring_buffer(deliver)
+                spill.open_ring_buffer(deliver)
         except Exception:
             self._bpf.cleanup()
             raise
@@ -269,19 +279,28 @@ class LoadedProbe:
             self._listen_ports[CConnKey(tgid=tgid, fd=fd)] = ctypes.c_uint16(port)
 
     def poll(self, timeout_s: float) -> list[bytes]:
-        """The records waiting in the ring buffer, waiting at most ``timeout_s`` for one."""
-        if self._mapped is not None:
-            self._mapped.wait(timeout_s)
-            return self._mapped.drain()
+        """The records waiting in the ring buffers, waiting at most ``timeout_s`` for one."""
+        if self._rings:
+            self._rings[0].wait(timeout_s)
+            return self._drain()
         self._bpf.ring_buffer_poll(int(timeout_s * 1000))
         return self._take()
 
     def consume(self) -> list[bytes]:
-        """The records waiting in the ring buffer, without waiting."""
-        if self._mapped is not None:
-            return self._mapped.drain()
+        """The records waiting in the ring buffers, without waiting."""
+        if self._rings:
+            return self._drain()
         self._bpf.ring_buffer_consume()
         return self._take()
+
+    def _drain(self) -> list[bytes]:
+        """Both rings: a record refused by the main ring is in the spill ring, and the records
+        of its connection that follow it are in the main ring (user space resequences)."""
+        main, spill = self._rings
+        spilled = spill.drain()
+        if spilled:
+            return spilled + main.drain()
+        return main.drain()
 
     def _take(self) -> list[bytes]:
         batch = list(self._batch)
@@ -314,8 +333,8 @@ class LoadedProbe:
         )
 
     def close(self) -> None:
-        if self._mapped is not None:
-            self._mapped.close()
+        for ring in self._rings:
+            ring.close()
         self._bpf.cleanup()
 
     def __enter__(self) -> LoadedProbe:

@@ -39,7 +39,8 @@ class ProbeStats:
     """The probe's own health, exported as metrics: loss is counted, never silent."""
 
     kernel_records: int = 0
-    lost_records: int = 0  # ring buffer full
+    lost_records: int = 0  # refused by both ring buffers
+    spilled_records: int = 0  # refused by the main ring buffer, sent through the spill ring
     truncated_messages: int = 0  # capture budget ran out (expected for large bodies)
     missed_syscalls: int = 0  # in-flight table full
     records: int = 0
@@ -51,6 +52,7 @@ class ProbeStats:
     unmatched_responses: int = 0
     dropped_requests: int = 0
     abandoned_requests: int = 0  # in flight when records of their connection were lost
+    resequenced_records: int = 0  # arrived ahead of their turn and waited for it
     evicted_connections: int = 0
     filtered: int = 0
     connections: int = 0
@@ -176,6 +178,7 @@ class LiveProbeSource:
                 if record.local_port == 0 and record.role is Role.SERVER:
                     record = self._with_local_port(record)  # noqa: PLW2901
                 observed += self._tracker.feed(record)
+        observed += self._tracker.end_batch()
         now = self._now()
         if now >= self._next_settle:
             self._next_settle = now + SETTLE_EVERY_NS
@@ -224,6 +227,7 @@ class LiveProbeSource:
         return ProbeStats(
             kernel_records=kernel.get(Counter.RECORDS, 0),
             lost_records=kernel.get(Counter.LOST, 0),
+            spilled_records=kernel.get(Counter.SPILLED, 0),
             truncated_messages=kernel.get(Counter.TRUNCATED, 0),
             missed_syscalls=kernel.get(Counter.ARGS_FULL, 0),
             records=t.records,
@@ -235,6 +239,7 @@ class LiveProbeSource:
             unmatched_responses=t.unmatched_responses,
             dropped_requests=t.dropped_requests,
             abandoned_requests=t.abandoned_requests,
+            resequenced_records=t.resequenced_records,
             evicted_connections=t.evicted_connections,
             filtered=self._filtered,
             connections=len(self._tracker),

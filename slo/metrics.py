@@ -66,7 +66,11 @@ PROBE_COUNTERS: Mapping[str, tuple[str, str]] = {
     "kernel_records": ("bytewatch_probe_kernel_records", "Records the kernel probe emitted."),
     "lost_records": (
         "bytewatch_probe_lost_records",
-        "Records lost because the ring buffer was full.",
+        "Records lost because both ring buffers refused them.",
+    ),
+    "spilled_records": (
+        "bytewatch_probe_spilled_records",
+        "Records the main ring buffer refused and the spill ring took.",
     ),
     "truncated_messages": (
         "bytewatch_probe_truncated_messages",
@@ -99,6 +103,10 @@ PROBE_COUNTERS: Mapping[str, tuple[str, str]] = {
     "abandoned_requests": (
         "bytewatch_probe_abandoned_requests",
         "Requests in flight when records of their connection were lost.",
+    ),
+    "resequenced_records": (
+        "bytewatch_probe_resequenced_records",
+        "Records that arrived ahead of their turn (through the spill ring) and waited for it.",
     ),
     "evicted_connections": (
         "bytewatch_probe_evicted_connections",

@@ -36,7 +36,8 @@ COUNTERS = {
     "bytewatch_probe_lost_starts", "bytewatch_probe_unmatched_responses",
     "bytewatch_probe_dropped_requests", "bytewatch_probe_abandoned_requests",
     "bytewatch_probe_evicted_connections", "bytewatch_probe_filtered_exchanges",
-    "bytewatch_probe_overflowed_routes",
+    "bytewatch_probe_overflowed_routes", "bytewatch_probe_spilled_records",
+    "bytewatch_probe_resequenced_records",
 }  # fmt: skip
 HISTOGRAMS = {
     "api_http_duration_seconds",

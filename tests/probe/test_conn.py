@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -227,8 +229,7 @@ def test_an_fd_reused_by_a_new_connection_ends_the_old_one() -> None:
     assert [(e.request.head.target, e.complete) for e in out] == [("/old", False), ("/new", True)]
 
 
-def test_lost_records_abandon_what_was_in_flight_without_reporting_a_failure() -> None:
-    conn = SimConnection()
+def three_exchanges() -> list[Record]:
     steps = [
         (IN, request("/a"), MS),
         (OUT, response(), 2 * MS),
@@ -237,14 +238,85 @@ def test_lost_records_abandon_what_was_in_flight_without_reporting_a_failure() -
         (IN, request("/c"), 5 * MS),
         (OUT, response(201), 6 * MS),
     ]
-    records = records_of(conn, steps, close_at=7 * MS)
-    del records[3]  # the ring buffer was full when /b's response was written
+    return records_of(SimConnection(), steps, close_at=7 * MS)
+
+
+def outcomes(out: list[ObservedExchange]) -> list[tuple[str, int | None, bool]]:
+    return [
+        (e.request.head.target, e.response.head.status if e.response else None, e.complete)
+        for e in out
+    ]
+
+
+ALL_THREE = [("/a", 200, True), ("/b", 500, True), ("/c", 201, True)]
+
+
+def test_lost_records_abandon_what_was_in_flight_without_reporting_a_failure() -> None:
+    records = three_exchanges()
+    del records[3]  # both ring buffers refused /b's response
     tracker = ConnectionTracker()
     out = run(records, tracker)
-    assert [(e.request.head.target, e.complete) for e in out] == [("/a", True), ("/c", True)]
+    assert outcomes(out) == [("/a", 200, True)], "what follows the gap waits for it"
+    out += tracker.end_batch()
+    assert len(out) == 1, "the gap may still fill from the spill ring in the next batch"
+    out += tracker.end_batch()
+    assert outcomes(out) == [("/a", 200, True), ("/c", 201, True)]
     assert tracker.stats.lost_records == 1
     assert tracker.stats.abandoned_requests == 1
     assert tracker.stats.incomplete == 0
+    assert len(tracker) == 0, "the held close ended the connection"
+
+
+def test_a_record_that_arrives_after_its_successors_is_put_back_in_its_place() -> None:
+    records = three_exchanges()
+    records.append(records.pop(3))  # /b's response came through the spill ring, read last
+    tracker = ConnectionTracker()
+    assert outcomes(run(records, tracker)) == ALL_THREE
+    assert tracker.stats.lost_records == 0
+    assert tracker.stats.resequenced_records == len(records) - 4
+
+
+def test_a_record_read_one_batch_late_is_waited_for() -> None:
+    records = three_exchanges()
+    late = records.pop(3)
+    tracker = ConnectionTracker()
+    out = run(records, tracker)
+    out += tracker.end_batch()
+    out += run([late], tracker)
+    out += tracker.end_batch() + tracker.end_batch()
+    assert outcomes(out) == ALL_THREE
+    assert tracker.stats.lost_records == 0
+
+
+def test_a_gap_with_too_many_records_behind_it_is_given_up_at_once() -> None:
+    records = three_exchanges()
+    del records[1]
+    tracker = ConnectionTracker(TrackerLimits(max_held_records=2))
+    out = run(records, tracker)
+    assert outcomes(out) == [("/b", 500, True), ("/c", 201, True)]
+    assert tracker.stats.lost_records == 1 and tracker.stats.abandoned_requests == 1
+
+
+def test_a_record_numbered_behind_its_turn_is_applied_and_counted_as_a_break() -> None:
+    records = three_exchanges()
+    duplicate = records[2]._replace(seq=records[1].seq)  # two CPUs took the same number
+    records[2] = duplicate
+    tracker = ConnectionTracker()
+    out = run(records, tracker) + tracker.end_batch() + tracker.end_batch()
+    assert outcomes(out) == [("/a", 200, True), ("/c", 201, True)]
+    assert tracker.stats.lost_records == 2  # the duplicate, and the gap it left behind
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_records_in_any_order_after_the_first_make_the_same_exchanges(rng: random.Random) -> None:
+    records = three_exchanges()
+    rest = records[1:]
+    rng.shuffle(rest)
+    tracker = ConnectionTracker()
+    out = run(records[:1] + rest, tracker)
+    assert outcomes(out) == ALL_THREE
+    assert tracker.stats.lost_records == 0 and len(tracker) == 0
 
 
 def test_a_small_request_and_its_response_travel_as_one_pair_record() -> None:
