@@ -190,6 +190,11 @@ class ConnectionTracker:
         key = (record.tgid, record.fd)
         conn = self._conns.get(key)
         if conn is not None and conn.conn_id != record.conn_id:
+            if record.conn_id < conn.conn_id:
+                # From the connection this fd held before (ids are the kernel's clock when it
+                # began), read late through the spill ring: that connection is over.
+                self.stats.lost_records += 1
+                return out
             # The fd was closed without us seeing it and now holds a new connection.
             if conn.held is not None:
                 self._give_up_gap(conn, out)

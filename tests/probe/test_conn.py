@@ -288,6 +288,15 @@ def test_a_record_read_one_batch_late_is_waited_for() -> None:
     assert tracker.stats.lost_records == 0
 
 
+def test_a_late_record_of_the_connection_an_fd_held_before_does_not_end_the_new_one() -> None:
+    tracker = ConnectionTracker()
+    old = records_of(SimConnection(conn_id=1), [(IN, request("/old"), MS)], close_at=2 * MS)
+    new = SimConnection(conn_id=2, stash_requests=False)
+    out = run([*old[:-1], *records_of(new, [(IN, request("/new"), 3 * MS)]), old[-1]], tracker)
+    out += run(records_of(new, [(OUT, response(), 4 * MS)]), tracker)
+    assert [(e.request.head.target, e.complete) for e in out] == [("/old", False), ("/new", True)]
+
+
 def test_a_gap_with_too_many_records_behind_it_is_given_up_at_once() -> None:
     records = three_exchanges()
     del records[1]
