@@ -89,7 +89,8 @@ def build_pingpong(workdir: Path) -> list[str]:
 @dataclass
 class Drained:
     records: int = 0
-    lost: int = 0  # the kernel's count of records the ring buffer refused
+    lost: int = 0  # the kernel's count of records both ring buffers refused
+    spilled: int = 0  # records the main ring refused and the spill ring took
     in_flight: str = "-"
 
 
@@ -123,7 +124,9 @@ def probe_drained(
             stop.set()
             reader.join()
             drained.records += len(probe.consume())
-            drained.lost = probe.counters().get(Counter.LOST, 0)
+            counters = probe.counters()
+            drained.lost = counters.get(Counter.LOST, 0)
+            drained.spilled = counters.get(Counter.SPILLED, 0)
 
 
 def cpu_us_per_request(binary: list[str], requests: int, tls: bool) -> float:

@@ -188,6 +188,7 @@ def measure_kernel_side(url: str, seconds: float, pids: frozenset[int]) -> Run:
         result.latency_p99_s,
         result.requests,
         lost_records=drained.lost,
+        spilled_records=drained.spilled,
     )
 
 
@@ -242,6 +243,7 @@ def bench_target(
             "agent_cpu_s_per_10k": median(cpu_per_10k),
             "lost_at_saturation": sum(r.lost_records or 0 for r in on),
             "lost_kernel_side_only": sum(r.lost_records or 0 for r in kernel),
+            "spilled_kernel_side_only": sum(r.spilled_records or 0 for r in kernel),
             # Exchanges the agent processed per request wrk made: 1 for the server's side, 2
             # when the whole host is watched (wrk's own calls are exchanges too).
             "seen_per_request_at_saturation": median(
@@ -285,6 +287,15 @@ def print_table(results: list[dict[str, object]]) -> None:
                 f"{m['paced_p99_added_us']:>8.0f} {m['paced_agent_cores']:>6.3f} "
                 f"{m['paced_agent_cores_max']:>6.3f} "
                 f"{m['paced_lost']:>5} {m['paced_spilled']:>5} {m['paced_seen_per_request']:>8.2f}"
+            )
+    for result in results:
+        for mode in ("host", "pid"):
+            m = result[mode]
+            assert isinstance(m, dict)
+            print(
+                f"{result['target']} {mode}: at saturation lost {m['lost_at_saturation']} "
+                f"(spilled {m['spilled_at_saturation']}), kernel side alone lost "
+                f"{m['lost_kernel_side_only']} (spilled {m['spilled_kernel_side_only']})"
             )
     print("targets: ratio >= 0.95, +p50 <= 50 us, paced cores <= 0.2 at 10k rps, lost 0")
     print("ratio: with the agent; kernel: the kernel side alone (records drained, not parsed)")
