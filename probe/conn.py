@@ -9,16 +9,20 @@ them.
 Memory is bounded: at most ``max_connections`` connections (least recently active evicted
 first), at most ``max_pending_requests`` per connection, and idle connections expire.
 
-Records of a connection are numbered by the kernel. They normally arrive in order, but one the
-main ring refused comes through the spill ring, and so may arrive before or after its
+Records of a connection are numbered by the kernel from 0. They normally arrive in order, but
+one the main ring refused comes through the spill ring, and so may arrive before or after its
 neighbours: a record that arrives ahead of a gap is held until the gap fills. A gap still open
-after ``end_batch`` has been called twice (the spill ring is read in every batch) was a record
-really lost; the held records then go on without it.
+after ``end_batch`` has been called twice since it opened (the spill ring is read in every
+batch) was a record really lost; the held records then go on without it. A record that comes
+after its turn was given up, or that repeats a number, is dropped and counted: what was in
+flight on its connection is abandoned rather than paired on a guess. A connection whose fd is
+reused while it waits for a record keeps waiting, apart, until ``end_batch`` settles it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -33,6 +37,7 @@ _CLOSE = RecordKind.CLOSE
 _INGRESS = StreamDirection.INGRESS
 _new = tuple.__new__  # builds NamedTuples without their keyword-parsing __new__
 _SEQ_MOD = 1 << 32  # the kernel's sequence numbers are 32-bit
+_ENDED_REMEMBERED = 8192  # ended connections whose late records are recognised (40 ms' worth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,8 @@ class TrackerStats:
     unmatched_responses: int = 0
     dropped_requests: int = 0
     lost_records: int = 0  # gaps in a connection's record sequence
-    resequenced_records: int = 0  # arrived ahead of their turn and were held until it came
+    resequenced_records: int = 0  # arrived ahead of their turn and were applied in it
+    late_records: int = 0  # arrived after their turn was given up (or repeated a number)
     abandoned_requests: int = 0  # requests whose outcome was lost with those records
     evicted_connections: int = 0
     expired_connections: int = 0
@@ -98,8 +104,10 @@ class _Conn:
     __slots__ = (
         "answered_early",
         "conn_id",
+        "ended",
         "held",
         "held_since",
+        "ident",
         "key",
         "last_ns",
         "local_port",
@@ -110,6 +118,7 @@ class _Conn:
         "requests",
         "responses",
         "role",
+        "started",
         "tgid",
         "thread_comm",
         "upgraded",
@@ -119,6 +128,7 @@ class _Conn:
         self.tgid = record.tgid
         self.key: ConnKey = (record.tgid, record.fd)
         self.conn_id = record.conn_id
+        self.ident = (record.tgid, record.fd, record.conn_id)
         self.role = record.role if record.role is not Role.UNKNOWN else _guess_role(record)
         self.request_direction = (
             StreamDirection.EGRESS if self.role is Role.CLIENT else StreamDirection.INGRESS
@@ -130,8 +140,10 @@ class _Conn:
         # The kernel numbers a connection's records from 0: one that opens with a later number
         # waits for those before it, which may still be on their way (see end_batch).
         self.next_seq = 0
+        self.started = False  # a record has been applied
+        self.ended = False
         self.held: list[Record] | None = None  # arrived ahead of a gap in the sequence
-        self.held_since = 0  # the batch in which the first of them arrived
+        self.held_since = 0  # the batch in which the current gap opened
         self.pending: deque[HttpMessage] = deque()
         self.answered_early = False
         self.upgraded = False
@@ -161,8 +173,16 @@ def _other_side_totals(record: Record) -> tuple[int, int]:
     return record.in_bytes, record.in_last_ns
 
 
-def _record_seq(record: Record) -> int:
-    return record.seq
+def _first_in_circle(seqs: list[int]) -> int:
+    """The earliest of some sorted sequence numbers that may have wrapped around: the one after
+    the widest step between neighbours, the step from the last back to the first included."""
+    widest, first = -1, seqs[0]
+    for i, seq in enumerate(seqs):
+        following = seqs[(i + 1) % len(seqs)]
+        step = (following - seq) % _SEQ_MOD
+        if step > widest:
+            widest, first = step, following
+    return first
 
 
 def _guess_role(record: Record) -> Role:
@@ -178,7 +198,12 @@ class ConnectionTracker:
         self.limits = limits
         self.stats = TrackerStats()
         self._conns: OrderedDict[ConnKey, _Conn] = OrderedDict()
-        self._holding: dict[ConnKey, _Conn] = {}
+        self._holding: dict[tuple[int, int, int], _Conn] = {}
+        # Connections whose fd now holds a newer one, still waiting for a record (by ident).
+        self._superseded: dict[tuple[int, int, int], _Conn] = {}
+        # (tgid, fd) -> conn_id of connections ended lately, so that their late records are
+        # known for what they are; bounded, oldest forgotten first.
+        self._ended: OrderedDict[ConnKey, int] = OrderedDict()
         self._batch = 0
 
     def __len__(self) -> int:
@@ -189,41 +214,24 @@ class ConnectionTracker:
         out: list[ObservedExchange] = []
         key = (record.tgid, record.fd)
         conn = self._conns.get(key)
-        if conn is not None and conn.conn_id != record.conn_id:
-            if record.conn_id < conn.conn_id:
-                # From the connection this fd held before (ids are the kernel's clock when it
-                # began), read late through the spill ring: that connection is over.
-                self.stats.lost_records += 1
+        if conn is None or conn.conn_id != record.conn_id:
+            conn = self._connection_for(key, conn, record, out)
+            if conn is None:
                 return out
-            # The fd was closed without us seeing it and now holds a new connection.
-            if conn.held is not None:
-                self._give_up_gap(conn, out)
-            if self._conns.get(key) is conn:
-                self._conns.pop(key)
-                self._end(conn, None, conn.last_ns, out)
-            conn = None
-        if conn is None:
-            if record.kind is _CLOSE:
-                return out
-            conn = self._open(key, record, out)
         else:
             self._conns.move_to_end(key)
         seq = record.seq
         if seq != conn.next_seq:
-            if 0 < (seq - conn.next_seq) % _SEQ_MOD < _SEQ_MOD // 2:
+            if not conn.started or 0 < (seq - conn.next_seq) % _SEQ_MOD < _SEQ_MOD // 2:
                 self._hold(conn, record, out)
-                return out
-            # Behind: two CPUs numbered one connection's records alike, or it came after its
-            # gap was given up. Either way the stream cannot be trusted across it, and the
-            # records still to come are numbered from where it was.
-            expected = conn.next_seq
-            self._lost(conn, seq)
-            self._apply(conn, record, out)
-            conn.next_seq = expected
+            else:
+                self._late(conn)
             return out
         self._apply(conn, record, out)
         if conn.held is not None:
             self._release_held(conn, out)
+        if self._superseded and conn.held is None and conn.ident in self._superseded:
+            self._settle_superseded(conn, out)
         return out
 
     def end_batch(self) -> list[ObservedExchange]:
@@ -237,10 +245,37 @@ class ConnectionTracker:
                     self._give_up_gap(conn, out)
         return out
 
+    def _connection_for(
+        self, key: ConnKey, current: _Conn | None, record: Record, out: list[ObservedExchange]
+    ) -> _Conn | None:
+        """The connection a record belongs to when it is not the one tracked on its fd: a new
+        one, one superseded while it waits for a record, or none (the record is late)."""
+        conn_id = record.conn_id
+        if self._superseded:
+            superseded = self._superseded.get((record.tgid, record.fd, conn_id))
+            if superseded is not None:
+                return superseded
+        # Ids are the kernel's clock when tracking began: an older one is a connection that is
+        # over, whose record came late.
+        if conn_id < (current.conn_id if current is not None else self._ended.get(key, -1) + 1):
+            self.stats.late_records += 1
+            return None
+        if current is not None:
+            # The fd was closed without us seeing it and now holds a new connection.
+            self._conns.pop(key)
+            if current.held is not None:
+                self._superseded[current.ident] = current  # still waiting for a record
+            else:
+                self._end(current, None, current.last_ns, out)
+        if record.kind is _CLOSE:
+            return None
+        return self._open(key, record, out)
+
     def _apply(self, conn: _Conn, record: Record, out: list[ObservedExchange]) -> None:
         """One record in its turn."""
         conn.last_ns = ts_ns = record.ts_ns
         conn.next_seq = (record.seq + 1) % _SEQ_MOD
+        conn.started = True
         if record.kind is _CLOSE:
             if self._conns.get(conn.key) is conn:
                 self._conns.pop(conn.key)
@@ -311,7 +346,7 @@ class ConnectionTracker:
                 break
             self._conns.pop(key)
             self.stats.expired_connections += 1
-            self._end(conn, None, conn.last_ns, out)
+            self._finish_off(conn, out)
         return out
 
     # ---- internals -----------------------------------------------------------------------------
@@ -320,52 +355,93 @@ class ConnectionTracker:
         if len(self._conns) >= self.limits.max_connections:
             _, oldest = self._conns.popitem(last=False)
             self.stats.evicted_connections += 1
-            self._end(oldest, None, oldest.last_ns, out)
+            self._finish_off(oldest, out)
         conn = _Conn(record, self.stats.parser, self.limits.body_limit)
         self._conns[key] = conn
         return conn
 
+    def _finish_off(self, conn: _Conn, out: list[ObservedExchange]) -> None:
+        """End a connection from outside (evicted, expired, superseded): what it holds first."""
+        if conn.held is not None:
+            self._give_up_gap(conn, out)
+        if not conn.ended:
+            self._end(conn, None, conn.last_ns, out)
+
     def _hold(self, conn: _Conn, record: Record, out: list[ObservedExchange]) -> None:
+        conn.last_ns = max(conn.last_ns, record.ts_ns)  # waiting is not idle
         if conn.held is None:
             conn.held = []
             conn.held_since = self._batch
-            self._holding[conn.key] = conn
+            self._holding[conn.ident] = conn
         conn.held.append(record)
-        self.stats.resequenced_records += 1
         if len(conn.held) > self.limits.max_held_records:
             self._give_up_gap(conn, out)
+
+    def _in_turn_order(self, conn: _Conn) -> Callable[[Record], int]:
+        """Sort key: distance from the next number expected (numbers wrap at 2**32)."""
+        expected = conn.next_seq
+        return lambda record: (record.seq - expected) % _SEQ_MOD
 
     def _release_held(self, conn: _Conn, out: list[ObservedExchange]) -> None:
         """Apply the held records that are now in turn."""
         held = conn.held
         assert held is not None
-        held.sort(key=_record_seq)
+        held.sort(key=self._in_turn_order(conn))
+        moved = False
         while held and held[0].seq == conn.next_seq:
             record = held.pop(0)
             if not held:
                 self._stop_holding(conn)
+            self.stats.resequenced_records += 1
+            moved = True
             self._apply(conn, record, out)
             if conn.held is None:  # all applied, or a close ended the connection
-                break
+                return
+        if moved:
+            conn.held_since = self._batch  # the gap still open is a new one: it gets its time
 
     def _give_up_gap(self, conn: _Conn, out: list[ObservedExchange]) -> None:
         """The missing records are not coming: apply what was held, across the gaps."""
         held = conn.held
         assert held is not None
         self._stop_holding(conn)
-        held.sort(key=_record_seq)
-        if conn.next_seq == 0:
-            # Nothing applied yet: the connection was already under way when this tracker
-            # began to follow it (the probe attached late, or the tracker had forgotten it).
-            conn.next_seq = held[0].seq
+        if not conn.started:
+            # The connection was under way when this tracker began to follow it (the probe
+            # attached late, or the tracker had forgotten it): it starts where it was found.
+            conn.next_seq = _first_in_circle(sorted(record.seq for record in held))
+        held.sort(key=self._in_turn_order(conn))
         for record in held:
+            if conn.ended:
+                self.stats.late_records += 1
+                continue
             if record.seq != conn.next_seq:
+                if conn.started and (record.seq - conn.next_seq) % _SEQ_MOD >= _SEQ_MOD // 2:
+                    self._late(conn)  # a repeated number
+                    continue
                 self._lost(conn, record.seq)
             self._apply(conn, record, out)
+        if conn.ident in self._superseded:
+            self._settle_superseded(conn, out)
+
+    def _settle_superseded(self, conn: _Conn, out: list[ObservedExchange]) -> None:
+        """A superseded connection has nothing left to wait for: it is over."""
+        del self._superseded[conn.ident]
+        if not conn.ended:
+            self._end(conn, None, conn.last_ns, out)
 
     def _stop_holding(self, conn: _Conn) -> None:
         conn.held = None
-        self._holding.pop(conn.key, None)
+        self._holding.pop(conn.ident, None)
+
+    def _late(self, conn: _Conn) -> None:
+        """A record after its turn: given up already, or a number two CPUs both took. Applying
+        it could pair a response with the wrong request, so the stream is resynchronised."""
+        self.stats.late_records += 1
+        self.stats.abandoned_requests += len(conn.pending)
+        conn.pending.clear()
+        conn.answered_early = False
+        conn.requests.resync()
+        conn.responses.resync()
 
     def _lost(self, conn: _Conn, seq: int) -> None:
         """Records of this connection never arrived (the ring buffer was full). What was in
@@ -417,9 +493,11 @@ class ConnectionTracker:
     def _end(
         self, conn: _Conn, record: Record | None, end_ns: int, out: list[ObservedExchange]
     ) -> None:
-        if conn.held is not None:  # evicted or expired while waiting for a record
-            self.stats.lost_records += len(conn.held)
-            self._stop_holding(conn)
+        conn.ended = True
+        self._ended[conn.key] = conn.conn_id
+        self._ended.move_to_end(conn.key)
+        if len(self._ended) > _ENDED_REMEMBERED:
+            self._ended.popitem(last=False)
         if record is not None:
             req_total, req_last, resp_total, resp_last = conn.totals(
                 record.in_bytes, record.in_last_ns, record.out_bytes, record.out_last_ns

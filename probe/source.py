@@ -53,6 +53,7 @@ class ProbeStats:
     dropped_requests: int = 0
     abandoned_requests: int = 0  # in flight when records of their connection were lost
     resequenced_records: int = 0  # arrived ahead of their turn and waited for it
+    late_records: int = 0  # arrived after their turn was given up, and were dropped
     evicted_connections: int = 0
     filtered: int = 0
     connections: int = 0
@@ -240,6 +241,7 @@ class LiveProbeSource:
             dropped_requests=t.dropped_requests,
             abandoned_requests=t.abandoned_requests,
             resequenced_records=t.resequenced_records,
+            late_records=t.late_records,
             evicted_connections=t.evicted_connections,
             filtered=self._filtered,
             connections=len(self._tracker),

@@ -108,6 +108,10 @@ PROBE_COUNTERS: Mapping[str, tuple[str, str]] = {
         "bytewatch_probe_resequenced_records",
         "Records that arrived ahead of their turn (through the spill ring) and waited for it.",
     ),
+    "late_records": (
+        "bytewatch_probe_late_records",
+        "Records that arrived after their turn was given up; dropped, their connection resynced.",
+    ),
     "evicted_connections": (
         "bytewatch_probe_evicted_connections",
         "Connections forgotten because too many were tracked.",

@@ -229,7 +229,7 @@ def test_an_fd_reused_by_a_new_connection_ends_the_old_one() -> None:
     assert [(e.request.head.target, e.complete) for e in out] == [("/old", False), ("/new", True)]
 
 
-def three_exchanges() -> list[Record]:
+def three_exchanges(conn: SimConnection | None = None) -> list[Record]:
     steps = [
         (IN, request("/a"), MS),
         (OUT, response(), 2 * MS),
@@ -238,7 +238,29 @@ def three_exchanges() -> list[Record]:
         (IN, request("/c"), 5 * MS),
         (OUT, response(201), 6 * MS),
     ]
-    return records_of(SimConnection(), steps, close_at=7 * MS)
+    return records_of(conn or SimConnection(), steps, close_at=7 * MS)
+
+
+def four_unpaired_exchanges(conn_id: int = 1) -> list[Record]:
+    """/a to /d answered 200 to 203, one record per request and per response, then a close."""
+    steps = [
+        step
+        for i, path in enumerate("abcd")
+        for step in (
+            (IN, request(f"/{path}"), (2 * i + 1) * MS),
+            (OUT, response(200 + i), (2 * i + 2) * MS),
+        )
+    ]
+    conn = SimConnection(conn_id=conn_id, stash_requests=False)
+    return records_of(conn, steps, close_at=9 * MS)
+
+
+TRUTH = {"/a": 200, "/b": 201, "/c": 202, "/d": 203}
+
+
+def assert_never_mispaired(out: list[ObservedExchange]) -> None:
+    for path, status, _complete in outcomes(out):
+        assert status is None or TRUTH[path] == status, f"{path} reported with {status}"
 
 
 def outcomes(out: list[ObservedExchange]) -> list[tuple[str, int | None, bool]]:
@@ -306,14 +328,85 @@ def test_a_gap_with_too_many_records_behind_it_is_given_up_at_once() -> None:
     assert tracker.stats.lost_records == 1 and tracker.stats.abandoned_requests == 1
 
 
-def test_a_record_numbered_behind_its_turn_is_applied_and_counted_as_a_break() -> None:
+def test_a_record_that_repeats_a_number_is_dropped_and_its_connection_resynchronised() -> None:
     records = three_exchanges()
-    duplicate = records[2]._replace(seq=records[1].seq)  # two CPUs took the same number
-    records[2] = duplicate
+    records[2] = records[2]._replace(seq=records[1].seq)  # two CPUs took the same number
     tracker = ConnectionTracker()
     out = run(records, tracker) + tracker.end_batch() + tracker.end_batch()
     assert outcomes(out) == [("/a", 200, True), ("/c", 201, True)]
-    assert tracker.stats.lost_records == 2  # the duplicate, and the gap it left behind
+    assert tracker.stats.late_records == 1
+    assert tracker.stats.lost_records == 1  # the number the repeat should have had
+
+
+def test_a_record_that_comes_after_its_gap_was_given_up_is_never_paired_on_a_guess() -> None:
+    r = four_unpaired_exchanges()
+    tracker = ConnectionTracker(TrackerLimits(max_held_records=2))
+    out = run([r[0], r[1], r[3], r[4], r[5]], tracker)  # the third held record gives 2 up
+    out += run([r[2]], tracker)  # /b's request, too late
+    out += run(r[6:], tracker) + tracker.end_batch() + tracker.end_batch()
+    assert_never_mispaired(out)
+    assert tracker.stats.late_records == 1
+    assert ("/d", 203, True) in outcomes(out) and len(tracker) == 0
+
+
+def test_a_second_gap_gets_its_own_two_batches() -> None:
+    r = four_unpaired_exchanges()
+    tracker = ConnectionTracker()
+    out = run([r[0], r[2]], tracker) + tracker.end_batch()
+    out += run([r[4], r[1]], tracker) + tracker.end_batch()  # gap 1 fills, gap 3 opens
+    out += run([r[3], *r[5:]], tracker) + tracker.end_batch()
+    assert outcomes(out) == [(p, s, True) for p, s in TRUTH.items()]
+    assert tracker.stats.lost_records == 0
+
+
+def test_a_connection_waiting_for_a_record_when_its_fd_is_reused_still_gets_it() -> None:
+    old = four_unpaired_exchanges(conn_id=1)
+    new = records_of(
+        SimConnection(conn_id=2, stash_requests=False),
+        [(IN, request("/new"), 20 * MS), (OUT, response(), 21 * MS)],
+    )
+    late = old.pop(3)  # /b's response came through the spill ring
+    tracker = ConnectionTracker()
+    out = run([*old, *new], tracker) + tracker.end_batch()
+    out += run([late], tracker) + tracker.end_batch() + tracker.end_batch()
+    assert sorted(outcomes(out)) == sorted(
+        [*((p, s, True) for p, s in TRUTH.items()), ("/new", 200, True)]
+    )
+    assert tracker.stats.lost_records == 0 and tracker.stats.late_records == 0
+    assert len(tracker) == 1, "the new connection goes on"
+
+
+def test_sequence_numbers_wrap_around_without_a_break() -> None:
+    records = [
+        r._replace(seq=(r.seq + 2**32 - 3) % 2**32) for r in three_exchanges(SimConnection())
+    ]
+    tracker = ConnectionTracker()
+    out = run(records[:1], tracker) + tracker.end_batch() + tracker.end_batch()
+    rest = records[1:]
+    rest.reverse()  # every record but the last waits for the ones before it, across the wrap
+    out += run(rest, tracker)
+    assert outcomes(out) == ALL_THREE
+    assert tracker.stats.lost_records == 0 and len(tracker) == 0
+
+
+def test_a_connection_first_seen_across_the_wrap_starts_at_its_earliest_record() -> None:
+    records = [r._replace(seq=(r.seq + 2**32 - 4) % 2**32) for r in three_exchanges()]
+    seen = [records[3], records[5], records[6]]  # numbered 2**32 - 1, 1, 2: 0 was lost
+    tracker = ConnectionTracker()
+    out = run(seen, tracker) + tracker.end_batch() + tracker.end_batch()
+    assert tracker.stats.late_records == 0, "2**32 - 1 came first, not after 2"
+    assert tracker.stats.lost_records == 1 and len(tracker) == 0
+    assert out == []  # /b's response has no request, /c's request was lost
+
+
+def test_a_late_record_of_an_ended_connection_does_not_bring_it_back() -> None:
+    records = three_exchanges()
+    tracker = ConnectionTracker(TrackerLimits(idle_timeout_ns=1000 * MS))
+    out = run(records, tracker)
+    out += run([records[2]], tracker)  # a copy of /b's request, read after the close
+    out += tracker.end_batch() + tracker.end_batch() + tracker.expire(now_ns=10**12)
+    assert outcomes(out) == ALL_THREE
+    assert tracker.stats.late_records == 1 and len(tracker) == 0
 
 
 @settings(max_examples=200, deadline=None)
