@@ -6,14 +6,15 @@ exchange instead of 17 (same source, same outputs). They are plain, strictly typ
 stay importable as such: ``BYTEWATCH_PURE_PYTHON=1`` skips the compilation, and
 ``probe.compiled`` tells which modules run compiled and whether one is older than its source.
 
-probe/kernel_structs.py stays pure Python: mypyc cannot build ctypes structures.
+probe/kernel_structs.py stays pure Python: mypyc cannot build ctypes structures. probe/_head.c
+is C written by hand (HAND_WRITTEN), with probe.http.parse_head_in_python as its reference.
 """
 
 from __future__ import annotations
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 COMPILED = [
     "probe/abi.py",
@@ -31,13 +32,19 @@ COMPILED = [
 ]
 
 
+# C written by hand, where mypyc's output still spends most of its time allocating: each has a
+# pure-Python reference it is tested against (see the module's header comment).
+HAND_WRITTEN = [Extension("probe._head", ["probe/_head.c"], extra_compile_args=["-O2"])]
+
+
 def extensions() -> list[object]:
     if os.environ.get("BYTEWATCH_PURE_PYTHON", "") not in ("", "0"):
         return []
     from mypyc.build import mypycify
 
     # One group name, so the shared runtime library keeps its name across builds.
-    return list(mypycify(COMPILED, opt_level="3", group_name="bytewatch_pipeline"))
+    compiled = list(mypycify(COMPILED, opt_level="3", group_name="bytewatch_pipeline"))
+    return [*compiled, *HAND_WRITTEN]
 
 
 setup(ext_modules=extensions())

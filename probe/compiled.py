@@ -41,6 +41,8 @@ def compiled_modules(root: Path = PACKAGES_ROOT) -> tuple[CompiledModule, ...]:
             for binary in sorted(directory.glob(f"*{suffix}")):
                 stem = binary.name[: -len(suffix)]
                 source = directory / f"{stem}.py"
+                if not source.exists():
+                    source = directory / f"{stem}.c"  # written in C by hand (setup.py)
                 if source.exists():
                     found.append(CompiledModule(f"{package}.{stem}", source, binary))
     return tuple(found)
@@ -58,4 +60,6 @@ def describe(root: Path = PACKAGES_ROOT) -> str:
     stale = [m.name for m in modules if m.stale]
     if stale:
         return f"exchange pipeline: compiled, but {', '.join(stale)} changed since: {REBUILD_HINT}"
-    return f"exchange pipeline: compiled with mypyc ({len(modules)} modules)"
+    in_c = sum(1 for m in modules if m.source.suffix == ".c")
+    mypyc = f"exchange pipeline: compiled with mypyc ({len(modules) - in_c} modules)"
+    return f"{mypyc} and C ({in_c})" if in_c else mypyc

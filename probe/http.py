@@ -101,8 +101,33 @@ _HEADER_NAME = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _HEADER_LINE: Final = re.compile(rf"({_HEADER_NAME}):[ \t]*([^\r\n]*?)[ \t]*\r\n")
 
 
+HeadFields = tuple[bool, str, str, int, str, str, str, int]  # MessageHead's, in order
+
+
+def _load_split_head() -> Callable[[bytes, int], HeadFields | None] | None:
+    """probe/_head.c: the common case in one pass, where the extension was built (setup.py)."""
+    try:
+        from probe._head import split_head
+    except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
+        return None
+    return split_head
+
+
+_split_head: Final = _load_split_head()
+
+
 def parse_head(raw: bytes, end: int = -1) -> MessageHead:
     """Parse a complete head (ending with the blank line) or raise ``ParseError``."""
+    if _split_head is not None:
+        fields = _split_head(raw, end)
+        if fields is not None:
+            return _new(MessageHead, fields)
+    return parse_head_in_python(raw, end)
+
+
+def parse_head_in_python(raw: bytes, end: int = -1) -> MessageHead:
+    """``parse_head`` without the extension: the reference it is tested against, and the one
+    that says what is wrong with a head the extension leaves to it."""
     if end < 0:  # the caller may already know where the blank line is
         end = raw.find(b"\r\n\r\n")
     if end < 0:

@@ -1,0 +1,212 @@
+/* The common case of probe.http.parse_head, in one pass over the bytes.
+ *
+ * Two HTTP heads are parsed per exchange, and in Python each costs about a microsecond, most of
+ * it in separate passes over the header block (three counts, a copy and a lower-case copy) and
+ * in the strings they allocate. This does the same checks in one pass and builds only the
+ * strings the result holds.
+ *
+ * split_head(raw: bytes, end: int) returns the fields of a MessageHead, or None whenever the
+ * Python parser might not accept the head (it then decides, and says why). It never decides
+ * more than the Python parser: tests/probe/test_http.py compares the two on random heads.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define MAX_HEADERS 100 /* probe.http.MAX_HEADERS */
+
+static const char *const METHODS[] = {"GET",   "POST",    "PUT",     "DELETE", "HEAD",
+                                      "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+#define METHOD_COUNT (sizeof(METHODS) / sizeof(METHODS[0]))
+
+/* Interned once: every request carries one of these, so none is allocated per head. */
+static PyObject *method_names[METHOD_COUNT];
+static PyObject *http_1_0, *http_1_1, *empty;
+
+static Py_ssize_t find_crlf(const char *s, Py_ssize_t from, Py_ssize_t to) {
+    for (Py_ssize_t i = from; i + 1 < to; i++) {
+        if (s[i] == '\r' && s[i + 1] == '\n')
+            return i;
+    }
+    return -1;
+}
+
+static Py_ssize_t find_blank_line(const char *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i + 3 < n; i++) {
+        if (s[i] == '\r' && s[i + 1] == '\n' && s[i + 2] == '\r' && s[i + 3] == '\n')
+            return i;
+    }
+    return -1;
+}
+
+/* A str of latin-1 bytes, in CPython's canonical form (ASCII kind when every byte is ASCII),
+ * optionally lower-cased as str.lower() does for latin-1: A-Z and U+00C0-U+00DE but U+00D7. */
+static PyObject *latin1_text(const unsigned char *s, Py_ssize_t n, int lower, int ascii) {
+    PyObject *text = PyUnicode_New(n, ascii ? 127 : 255);
+    if (text == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    if (!lower) {
+        memcpy(out, s, (size_t)n);
+        return text;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7))
+            c = (unsigned char)(c + 32);
+        out[i] = c;
+    }
+    return text;
+}
+
+static PyObject *method_name(const char *s, Py_ssize_t n) {
+    for (size_t i = 0; i < METHOD_COUNT; i++) {
+        if ((Py_ssize_t)strlen(METHODS[i]) == n && memcmp(s, METHODS[i], (size_t)n) == 0)
+            return method_names[i];
+    }
+    return NULL;
+}
+
+static PyObject *split_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "split_head(raw: bytes, end: int)");
+        return NULL;
+    }
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const char *text = (const char *)raw;
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[1]);
+    if (end == -1 && PyErr_Occurred())
+        return NULL;
+    if (end < 0)
+        end = find_blank_line(text, size);
+    else if (end > size - 4 || memcmp(raw + end, "\r\n\r\n", 4) != 0)
+        Py_RETURN_NONE; /* not where a blank line is: leave it to the Python parser */
+    if (end < 0)
+        Py_RETURN_NONE;
+    Py_ssize_t head_end = end + 2; /* the head's text: through the last header's CRLF */
+    Py_ssize_t line_end = find_crlf(text, 0, head_end);
+
+    /* The start line, split at its first two spaces (str.split(" ", 2)). */
+    const char *space = memchr(text, ' ', (size_t)line_end);
+    if (space == NULL)
+        Py_RETURN_NONE;
+    Py_ssize_t first = space - text;
+    space = memchr(text + first + 1, ' ', (size_t)(line_end - first - 1));
+    Py_ssize_t second = space == NULL ? -1 : space - text;
+
+    int is_request;
+    long status = 0;
+    PyObject *method, *version;
+    Py_ssize_t target_at = 0, target_len = 0;
+    if (first >= 7 && memcmp(text, "HTTP/1.", 7) == 0) {
+        if (first != 8 || (text[7] != '0' && text[7] != '1'))
+            Py_RETURN_NONE;
+        Py_ssize_t code_end = second < 0 ? line_end : second;
+        if (code_end - first - 1 != 3)
+            Py_RETURN_NONE;
+        for (Py_ssize_t i = first + 1; i < code_end; i++) {
+            if (text[i] < '0' || text[i] > '9')
+                Py_RETURN_NONE;
+            status = status * 10 + (text[i] - '0');
+        }
+        is_request = 0;
+        method = empty;
+        version = text[7] == '1' ? http_1_1 : http_1_0;
+    } else {
+        if (second < 0 || line_end - second - 1 != 8)
+            Py_RETURN_NONE;
+        method = method_name(text, first);
+        if (method == NULL)
+            Py_RETURN_NONE;
+        if (memcmp(text + second + 1, "HTTP/1.1", 8) == 0)
+            version = http_1_1;
+        else if (memcmp(text + second + 1, "HTTP/1.0", 8) == 0)
+            version = http_1_0;
+        else
+            Py_RETURN_NONE;
+        target_at = first + 1;
+        target_len = second - first - 1;
+        if (target_len == 0)
+            Py_RETURN_NONE;
+        for (Py_ssize_t i = target_at; i < second; i++) {
+            if (raw[i] < 0x20 || raw[i] > 0x7E)
+                Py_RETURN_NONE; /* visible ASCII only, as str.isascii() and isprintable() */
+        }
+        is_request = 1;
+    }
+
+    /* The header block, from the start line's CRLF through the last header's: every line holds
+     * a colon (counted as a whole, as the Python parser does), no NUL and no bare LF. */
+    Py_ssize_t crlfs = 0, colons = 0, newlines = 0;
+    int ascii = 1;
+    for (Py_ssize_t i = line_end; i < head_end; i++) {
+        unsigned char c = raw[i];
+        if (c == '\n') {
+            newlines++;
+            if (i > line_end && raw[i - 1] == '\r')
+                crlfs++;
+        } else if (c == ':') {
+            colons++;
+        } else if (c == 0) {
+            Py_RETURN_NONE;
+        } else if (c >= 0x80) {
+            ascii = 0;
+        }
+    }
+    Py_ssize_t lines = crlfs - 1;
+    if (colons < lines || newlines != lines + 1 || lines > MAX_HEADERS)
+        Py_RETURN_NONE;
+
+    Py_ssize_t block_len = head_end - line_end;
+    PyObject *target = NULL, *block = NULL, *block_lower = NULL, *fields = NULL;
+    if (is_request) {
+        target = latin1_text(raw + target_at, target_len, 0, 1);
+    } else {
+        target = Py_NewRef(empty);
+    }
+    if (target == NULL)
+        goto fail;
+    block = latin1_text(raw + line_end, block_len, 0, ascii);
+    if (block == NULL)
+        goto fail;
+    block_lower = latin1_text(raw + line_end, block_len, 1, ascii);
+    if (block_lower == NULL)
+        goto fail;
+    fields = Py_BuildValue("(OOOlOOOn)", is_request ? Py_True : Py_False, method, target, status,
+                           version, block, block_lower, end + 4);
+fail:
+    Py_XDECREF(target);
+    Py_XDECREF(block);
+    Py_XDECREF(block_lower);
+    return fields;
+}
+
+static PyMethodDef methods[] = {
+    {"split_head", (PyCFunction)(void (*)(void))split_head, METH_FASTCALL,
+     "The fields of a MessageHead for raw[:end + 4], or None to leave the head to Python."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef head_module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "probe._head",
+    .m_doc = "The common case of probe.http.parse_head, in C.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__head(void) {
+    for (size_t i = 0; i < METHOD_COUNT; i++) {
+        method_names[i] = PyUnicode_InternFromString(METHODS[i]);
+        if (method_names[i] == NULL)
+            return NULL;
+    }
+    http_1_0 = PyUnicode_InternFromString("HTTP/1.0");
+    http_1_1 = PyUnicode_InternFromString("HTTP/1.1");
+    empty = PyUnicode_InternFromString("");
+    if (http_1_0 == NULL || http_1_1 == NULL || empty == NULL)
+        return NULL;
+    return PyModule_Create(&head_module);
+}

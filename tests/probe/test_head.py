@@ -1,0 +1,186 @@
+"""probe/_head.c against its reference, probe.http.parse_head_in_python.
+
+The extension may leave any head to Python (it returns None), but when it answers, its answer
+must be exactly Python's, and it must never accept a head that Python rejects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from probe import http
+from probe.http import ParseError, parse_head_in_python
+from tests.ci import skip_or_fail
+
+SplitHead = Callable[[bytes, int], tuple[object, ...] | None]
+
+
+@pytest.fixture(scope="module")
+def split_head() -> SplitHead:
+    try:
+        from probe._head import split_head
+    except ImportError:
+        skip_or_fail("probe._head is not built here (BYTEWATCH_PURE_PYTHON was set)")
+    return split_head
+
+
+def python_fields(raw: bytes, end: int) -> tuple[object, ...] | None:
+    try:
+        return tuple(parse_head_in_python(raw, end))
+    except ParseError:
+        return None
+
+
+NGINX_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 11:00:00 GMT\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 11\r\nConnection: keep-alive\r\n\r\n"
+    b'{"ok":true}'
+)
+HEADS = [
+    NGINX_RESPONSE,
+    b"GET /users/42?x=1 HTTP/1.1\r\nHost: api\r\nAccept: */*\r\n\r\n",
+    b"POST /pay HTTP/1.0\r\nContent-Length: 2\r\nX-\xc9t\xc0: \xd7\xde\r\n\r\n{}",
+    b"HTTP/1.0 404\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX-Odd: a:b:c\r\nNoColon\r\n\r\n",  # colons are counted as a whole
+]
+
+
+@pytest.mark.parametrize("raw", HEADS)
+def test_ordinary_heads_are_parsed_in_c_exactly_as_in_python(
+    split_head: SplitHead, raw: bytes
+) -> None:
+    end = raw.find(b"\r\n\r\n")
+    for given_end in (end, -1):
+        fields = split_head(raw, given_end)
+        assert fields is not None, "the common case is the extension's to parse"
+        assert fields == python_fields(raw, given_end)
+
+
+def test_parse_head_goes_through_the_extension(split_head: SplitHead) -> None:
+    assert http._split_head is split_head
+    head = http.parse_head(NGINX_RESPONSE)
+    assert (head.status, head.version, head.header("content-length")) == (200, "HTTP/1.1", "11")
+
+
+REJECTED = [
+    b"GET /a HTTP/1.1\r\nHost: x\n\r\n",  # a bare LF
+    b"GET /a HTTP/1.1\r\nHo\x00st: x\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nHost x\r\n\r\n",
+    b"GET /\x7f HTTP/1.1\r\n\r\n",
+    b"GET  HTTP/1.1\r\n\r\n",
+    b"BREW /pot HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/2.0\r\n\r\n",
+    b"HTTP/1.2 200 OK\r\n\r\n",
+    b"HTTP/1.1 20x OK\r\n\r\n",
+    b"HTTP/1.1 \xb200 OK\r\n\r\n",  # a superscript two is a digit to str.isdigit
+    b"HTTP/1.1 200 OK\r\n" + b"A: b\r\n" * 101 + b"\r\n",
+    b"\r\n\r\n",
+    b"GET / HTTP/1.1\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", REJECTED)
+def test_heads_python_rejects_are_left_to_python(split_head: SplitHead, raw: bytes) -> None:
+    assert python_fields(raw, raw.find(b"\r\n\r\n")) is None
+    assert split_head(raw, raw.find(b"\r\n\r\n")) is None
+    with pytest.raises(ParseError):
+        http.parse_head(raw)
+
+
+# Mostly heads a server could send, with the odd character where parsers slip: latin-1 letters
+# (lower-cased), spaces, colons, a superscript digit, a bare LF or a NUL.
+odd_text = st.text(st.sampled_from("aZ09 :/?=-_.\xc0\xd7\xde\xdf\xe9\xb2\x7f\n\r\x00"), max_size=10)
+usual_target = st.from_regex(r"/[a-z0-9/?=&%._-]{0,16}", fullmatch=True)
+request_lines = st.builds(
+    "{} {} {}".format,
+    st.sampled_from(["GET", "POST", "DELETE", "OPTIONS", "GET", "POST", "get", "BREW"]),
+    st.one_of(usual_target, usual_target, usual_target, odd_text),
+    st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/1.1 x"]),
+)
+usual_status = st.integers(100, 599).map(str)
+status_lines = st.builds(
+    "{} {}{}".format,
+    st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/1.1", "HTTP/1.0", "HTTP/1.", "HTTP/1.10"]),
+    st.one_of(usual_status, usual_status, st.text("0123456789x\xb2", max_size=4)),
+    st.one_of(st.just(""), st.just(" OK"), odd_text.map(" {}".format)),
+)
+start_lines = st.one_of(
+    request_lines.map(lambda line: line.encode("latin-1")),
+    status_lines.map(lambda line: line.encode("latin-1")),
+    st.binary(max_size=24),
+)
+usual_header = st.builds(
+    "{}:{}{}".format,
+    st.text(st.sampled_from("Content-LengthXx\xc9\xde"), min_size=1, max_size=8),
+    st.sampled_from([" ", "", "  "]),
+    st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=12),
+).map(lambda line: line.encode("latin-1"))
+header_lines = st.lists(
+    st.one_of(
+        usual_header,
+        usual_header,
+        usual_header,
+        usual_header,
+        odd_text.map(lambda text: text.encode("latin-1")),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(start_lines, header_lines, st.binary(max_size=8), st.booleans())
+@example(b"GET / HTTP/1.1", [b"A: \xc0\xd7\xde\xdf"], b"", True)
+def test_the_extension_never_disagrees_with_python(
+    split_head: SplitHead, start: bytes, lines: list[bytes], body: bytes, known_end: bool
+) -> None:
+    raw = b"\r\n".join([start, *lines]) + b"\r\n\r\n" + body
+    end = raw.find(b"\r\n\r\n") if known_end else -1
+    fields = split_head(raw, end)
+    if fields is not None:
+        assert fields == python_fields(raw, end)
+
+
+usual_start = st.one_of(
+    st.builds(
+        "{} {} {}".format,
+        st.sampled_from(sorted(http._METHODS)),
+        usual_target.filter(bool),
+        st.sampled_from(["HTTP/1.1", "HTTP/1.0"]),
+    ),
+    st.builds(
+        "{} {}{}".format,
+        st.sampled_from(["HTTP/1.1", "HTTP/1.0"]),
+        usual_status,
+        st.sampled_from(["", " OK", " Not Found", " \xc9t\xe9"]),
+    ),
+).map(lambda line: line.encode("latin-1"))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(usual_start, st.lists(usual_header, max_size=8), st.booleans())
+def test_every_well_formed_head_is_parsed_in_c_exactly_as_in_python(
+    split_head: SplitHead, start: bytes, lines: list[bytes], known_end: bool
+) -> None:
+    raw = b"\r\n".join([start, *lines]) + b"\r\n\r\n"
+    end = raw.find(b"\r\n\r\n") if known_end else -1
+    fields = split_head(raw, end)
+    assert fields is not None
+    assert fields == python_fields(raw, end)
+    for text in (f for f in fields if isinstance(f, str)):
+        # CPython's canonical form, which str methods and dict lookups rely on: a string of
+        # ASCII characters is flagged ASCII.
+        assert text.isascii() == all(ord(c) < 128 for c in text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=64), st.integers(min_value=-1, max_value=70))
+def test_random_bytes_and_ends_never_crash_and_never_disagree(
+    split_head: SplitHead, raw: bytes, end: int
+) -> None:
+    fields = split_head(raw, end)
+    if fields is not None:
+        assert fields == python_fields(raw, end)
