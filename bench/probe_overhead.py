@@ -267,6 +267,15 @@ def bench_target(
     return out
 
 
+def rows(results: list[dict[str, object]]) -> Iterator[tuple[object, str, dict[str, object]]]:
+    """(target, watch mode, that mode's results) for every line of the table."""
+    for result in results:
+        for mode in ("host", "pid"):
+            m = result[mode]
+            assert isinstance(m, dict)
+            yield result["target"], mode, m
+
+
 def print_table(results: list[dict[str, object]]) -> None:
     header = (
         f"{'target':<7} {'watch':<5} {'rps off':>9} {'rps on':>9} {'ratio':>6} {'kernel':>6} "
@@ -275,28 +284,22 @@ def print_table(results: list[dict[str, object]]) -> None:
     )
     print(header)
     print("-" * len(header))
-    for result in results:
-        for mode in ("host", "pid"):
-            m = result[mode]
-            assert isinstance(m, dict)
-            print(
-                f"{result['target']:<7} {mode:<5} {m['rps_off']:>9.0f} {m['rps_on']:>9.0f} "
-                f"{m['throughput_ratio']:>6.3f} {m['kernel_side_ratio']:>6.3f} "
-                f"{m['p50_added_us']:>8.0f} {m['agent_cpu_s_per_10k']:>9.3f} "
-                f"{m['paced_rps']:>9.0f} {m['paced_p50_added_us']:>8.0f} "
-                f"{m['paced_p99_added_us']:>8.0f} {m['paced_agent_cores']:>6.3f} "
-                f"{m['paced_agent_cores_max']:>6.3f} "
-                f"{m['paced_lost']:>5} {m['paced_spilled']:>5} {m['paced_seen_per_request']:>8.2f}"
-            )
-    for result in results:
-        for mode in ("host", "pid"):
-            m = result[mode]
-            assert isinstance(m, dict)
-            print(
-                f"{result['target']} {mode}: at saturation lost {m['lost_at_saturation']} "
-                f"(spilled {m['spilled_at_saturation']}), kernel side alone lost "
-                f"{m['lost_kernel_side_only']} (spilled {m['spilled_kernel_side_only']})"
-            )
+    for target, mode, m in rows(results):
+        print(
+            f"{target:<7} {mode:<5} {m['rps_off']:>9.0f} {m['rps_on']:>9.0f} "
+            f"{m['throughput_ratio']:>6.3f} {m['kernel_side_ratio']:>6.3f} "
+            f"{m['p50_added_us']:>8.0f} {m['agent_cpu_s_per_10k']:>9.3f} "
+            f"{m['paced_rps']:>9.0f} {m['paced_p50_added_us']:>8.0f} "
+            f"{m['paced_p99_added_us']:>8.0f} {m['paced_agent_cores']:>6.3f} "
+            f"{m['paced_agent_cores_max']:>6.3f} "
+            f"{m['paced_lost']:>5} {m['paced_spilled']:>5} {m['paced_seen_per_request']:>8.2f}"
+        )
+    for target, mode, m in rows(results):
+        print(
+            f"{target} {mode}: at saturation lost {m['lost_at_saturation']} "
+            f"(spilled {m['spilled_at_saturation']}), kernel side alone lost "
+            f"{m['lost_kernel_side_only']} (spilled {m['spilled_kernel_side_only']})"
+        )
     print("targets: ratio >= 0.95, +p50 <= 50 us, paced cores <= 0.2 at 10k rps, lost 0")
     print("ratio: with the agent; kernel: the kernel side alone (records drained, not parsed)")
     print("+p50 us: at saturation (queueing included); @10k: at ~10,000 requests/s (medians)")
