@@ -494,7 +494,8 @@ class ConnectionTracker:
         self, conn: _Conn, record: Record | None, end_ns: int, out: list[ObservedExchange]
     ) -> None:
         conn.ended = True
-        self._ended[conn.key] = conn.conn_id
+        # A superseded connection may end after the one that replaced it: keep the newer id.
+        self._ended[conn.key] = max(conn.conn_id, self._ended.get(conn.key, -1))
         self._ended.move_to_end(conn.key)
         if len(self._ended) > _ENDED_REMEMBERED:
             self._ended.popitem(last=False)

@@ -376,6 +376,19 @@ def test_a_connection_waiting_for_a_record_when_its_fd_is_reused_still_gets_it()
     assert len(tracker) == 1, "the new connection goes on"
 
 
+def test_a_connection_that_ends_after_its_successor_does_not_revive_the_successor() -> None:
+    old = four_unpaired_exchanges(conn_id=1)
+    late = old.pop(3)
+    new = records_of(
+        SimConnection(conn_id=2, stash_requests=False), [(IN, request("/new"), 20 * MS)], 22 * MS
+    )
+    tracker = ConnectionTracker()
+    run([*old, *new], tracker)  # the new connection closes while the old one still waits
+    run([late], tracker)  # the old one ends now, after its successor
+    run([new[0]], tracker)  # a copy of the successor's request, read late
+    assert len(tracker) == 0 and tracker.stats.late_records == 1
+
+
 def test_sequence_numbers_wrap_around_without_a_break() -> None:
     records = [
         r._replace(seq=(r.seq + 2**32 - 3) % 2**32) for r in three_exchanges(SimConnection())
