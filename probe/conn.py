@@ -361,7 +361,7 @@ class ConnectionTracker:
         return conn
 
     def _finish_off(self, conn: _Conn, out: list[ObservedExchange]) -> None:
-        """End a connection from outside (evicted, expired, superseded): what it holds first."""
+        """End a connection from outside (evicted, expired): what it holds is applied first."""
         if conn.held is not None:
             self._give_up_gap(conn, out)
         if not conn.ended:
