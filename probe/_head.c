@@ -7,7 +7,7 @@
  *
  * split_head(raw: bytes, end: int) returns the fields of a MessageHead, or None whenever the
  * Python parser might not accept the head (it then decides, and says why). It never decides
- * more than the Python parser: tests/probe/test_http.py compares the two on random heads.
+ * more than the Python parser: tests/probe/test_head.py compares the two on random heads.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
