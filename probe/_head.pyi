@@ -1,5 +1,5 @@
 """probe/_head.c: the common case of probe.http.parse_head."""
 
-HeadFields = tuple[bool, str, str, int, str, str, str, int]
+from probe.http import HeadFields
 
 def split_head(raw: bytes, end: int, /) -> HeadFields | None: ...

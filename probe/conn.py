@@ -173,6 +173,12 @@ def _other_side_totals(record: Record) -> tuple[int, int]:
     return record.in_bytes, record.in_last_ns
 
 
+def _ahead(seq: int, expected: int) -> int:
+    """How many numbers ``seq`` is past ``expected`` (negative: behind), with 32-bit wrap."""
+    distance = (seq - expected) % _SEQ_MOD
+    return distance if distance < _SEQ_MOD // 2 else distance - _SEQ_MOD
+
+
 def _first_in_circle(seqs: list[int]) -> int:
     """The earliest of some sorted sequence numbers that may have wrapped around: the one after
     the widest step between neighbours, the step from the last back to the first included."""
@@ -222,7 +228,7 @@ class ConnectionTracker:
             self._conns.move_to_end(key)
         seq = record.seq
         if seq != conn.next_seq:
-            if not conn.started or 0 < (seq - conn.next_seq) % _SEQ_MOD < _SEQ_MOD // 2:
+            if not conn.started or _ahead(seq, conn.next_seq) > 0:
                 self._hold(conn, record, out)
             else:
                 self._late(conn)
@@ -415,7 +421,7 @@ class ConnectionTracker:
                 self.stats.late_records += 1
                 continue
             if record.seq != conn.next_seq:
-                if conn.started and (record.seq - conn.next_seq) % _SEQ_MOD >= _SEQ_MOD // 2:
+                if conn.started and _ahead(record.seq, conn.next_seq) < 0:
                     self._late(conn)  # a repeated number
                     continue
                 self._lost(conn, record.seq)
@@ -437,17 +443,16 @@ class ConnectionTracker:
         """A record after its turn: given up already, or a number two CPUs both took. Applying
         it could pair a response with the wrong request, so the stream is resynchronised."""
         self.stats.late_records += 1
-        self.stats.abandoned_requests += len(conn.pending)
-        conn.pending.clear()
-        conn.answered_early = False
-        conn.requests.resync()
-        conn.responses.resync()
+        self._resync(conn)
 
     def _lost(self, conn: _Conn, seq: int) -> None:
-        """Records of this connection never arrived (the ring buffer was full). What was in
-        flight has an unknown outcome: it is counted as lost, never reported as a failure."""
-        gap = (seq - conn.next_seq) % _SEQ_MOD
-        self.stats.lost_records += gap if 0 < gap < _SEQ_MOD // 2 else 1
+        """Records of this connection never arrived (both ring buffers refused them). What was
+        in flight has an unknown outcome: it is counted as lost, never reported as a failure."""
+        self.stats.lost_records += max(1, _ahead(seq, conn.next_seq))
+        self._resync(conn)
+
+    def _resync(self, conn: _Conn) -> None:
+        """Abandon what was in flight and wait for the next message start in each direction."""
         self.stats.abandoned_requests += len(conn.pending)
         conn.pending.clear()
         conn.answered_early = False
