@@ -7,7 +7,8 @@ stay importable as such: ``BYTEWATCH_PURE_PYTHON=1`` skips the compilation, and
 ``probe.compiled`` tells which modules run compiled and whether one is older than its source.
 
 probe/kernel_structs.py stays pure Python: mypyc cannot build ctypes structures. probe/_head.c
-is C written by hand (HAND_WRITTEN), with probe.http.parse_head_in_python as its reference.
+and probe/_records.c are C written by hand (HAND_WRITTEN), with probe.http.parse_head_in_python
+and probe.abi.decode_records_in_python as their references.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ COMPILED = [
 
 # C written by hand, where mypyc's output still spends most of its time allocating: each has a
 # pure-Python reference it is tested against (see the module's header comment).
-HAND_WRITTEN = [Extension("probe._head", ["probe/_head.c"], extra_compile_args=["-O2"])]
+HAND_WRITTEN = [
+    Extension("probe._head", ["probe/_head.c"], extra_compile_args=["-O2"]),
+    Extension(
+        "probe._records", ["probe/_records.c"], include_dirs=["bpf"], extra_compile_args=["-O2"]
+    ),
+]
 
 
 def extensions() -> list[object]:

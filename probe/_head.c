@@ -5,9 +5,10 @@
  * in the strings they allocate. This does the same checks in one pass and builds only the
  * strings the result holds.
  *
- * split_head(raw: bytes, end: int) returns the fields of a MessageHead, or None whenever the
- * Python parser might not accept the head (it then decides, and says why). It never decides
- * more than the Python parser: tests/probe/test_head.py compares the two on random heads.
+ * split_head(raw: bytes, end: int) returns a MessageHead (once probe.http has called configure;
+ * a plain tuple of its fields before), or None whenever the Python parser might not accept the
+ * head (it then decides, and says why). It never decides more than the Python parser:
+ * tests/probe/test_head.py compares the two on random heads.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -65,6 +66,45 @@ static PyObject *method_name(const char *s, Py_ssize_t n) {
             return method_names[i];
     }
     return NULL;
+}
+
+/* The type split_head builds (probe.http.MessageHead, set by configure), or plain tuples. Built
+ * here in place, the head is not copied again into a NamedTuple by Python. */
+static PyTypeObject *head_type = &PyTuple_Type;
+
+static PyObject *new_head(int is_request, PyObject *method, PyObject *target, long status,
+                          PyObject *version, PyObject *block, PyObject *block_lower,
+                          Py_ssize_t size) {
+    PyObject *head = head_type->tp_alloc(head_type, 8);
+    if (head == NULL)
+        return NULL;
+    PyObject *status_int = PyLong_FromLong(status), *size_int = PyLong_FromSsize_t(size);
+    if (status_int == NULL || size_int == NULL) {
+        Py_XDECREF(status_int);
+        Py_XDECREF(size_int);
+        Py_DECREF(head);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(head, 0, Py_NewRef(is_request ? Py_True : Py_False));
+    PyTuple_SET_ITEM(head, 1, Py_NewRef(method));
+    PyTuple_SET_ITEM(head, 2, Py_NewRef(target));
+    PyTuple_SET_ITEM(head, 3, status_int);
+    PyTuple_SET_ITEM(head, 4, Py_NewRef(version));
+    PyTuple_SET_ITEM(head, 5, Py_NewRef(block));
+    PyTuple_SET_ITEM(head, 6, Py_NewRef(block_lower));
+    PyTuple_SET_ITEM(head, 7, size_int);
+    return head;
+}
+
+static PyObject *configure(PyObject *module, PyObject *type) {
+    (void)module;
+    if (!PyType_Check(type) || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "configure wants a tuple type (probe.http.MessageHead)");
+        return NULL;
+    }
+    Py_INCREF(type);
+    head_type = (PyTypeObject *)type; /* kept for the life of the process */
+    Py_RETURN_NONE;
 }
 
 static PyObject *split_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -174,8 +214,7 @@ static PyObject *split_head(PyObject *module, PyObject *const *args, Py_ssize_t 
     block_lower = latin1_text(raw + line_end, block_len, 1, ascii);
     if (block_lower == NULL)
         goto fail;
-    fields = Py_BuildValue("(OOOlOOOn)", is_request ? Py_True : Py_False, method, target, status,
-                           version, block, block_lower, end + 4);
+    fields = new_head(is_request, method, target, status, version, block, block_lower, end + 4);
 fail:
     Py_XDECREF(target);
     Py_XDECREF(block);
@@ -184,8 +223,9 @@ fail:
 }
 
 static PyMethodDef methods[] = {
+    {"configure", configure, METH_O, "Build heads of this tuple type (probe.http.MessageHead)."},
     {"split_head", (PyCFunction)(void (*)(void))split_head, METH_FASTCALL,
-     "The fields of a MessageHead for raw[:end + 4], or None to leave the head to Python."},
+     "The MessageHead of raw[:end + 4], or None to leave the head to Python."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -7,6 +7,7 @@ through the ctypes mirrors of ``probe.kernel_structs``, which must agree with it
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from enum import IntEnum, IntFlag
 from typing import Final, NamedTuple
 
@@ -104,9 +105,12 @@ _INGRESS = StreamDirection.INGRESS
 _EGRESS = StreamDirection.EGRESS
 
 
-def decode_records(raw: bytes) -> tuple[Record, ...]:
+def decode_records_in_python(raw: bytes) -> tuple[Record, ...]:
     """The records in one ring-buffer record: one, or two for a PAIR (the request, then the
-    response). Raises ``ProbeAbiMismatch`` on anything that is not a record."""
+    response). Raises ``ProbeAbiMismatch`` on anything that is not a record.
+
+    ``decode_records`` is this, in C where the extension was built (probe/_records.c); this
+    stays the reference it is tested against."""
     if len(raw) < HEADER_SIZE:
         raise ProbeAbiMismatch(
             f"record of {len(raw)} bytes is shorter than its {HEADER_SIZE}-byte header"
@@ -218,6 +222,33 @@ def decode_records(raw: bytes) -> tuple[Record, ...]:
         ),
     )
     return (record,) if request is None else (request, record)
+
+
+def _by_value(members: type[IntEnum]) -> tuple[IntEnum | None, ...]:
+    """An enum's members indexed by their values, None where no member has one."""
+    by_value: list[IntEnum | None] = [None] * (max(members) + 1)
+    for m in members:
+        by_value[m] = m
+    return tuple(by_value)
+
+
+def _load_decoder() -> Callable[[bytes], tuple[Record, ...]]:
+    try:
+        from probe import _records
+    except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
+        return decode_records_in_python
+    if (_records.HEADER_SIZE, _records.DATA_MAX) != (HEADER_SIZE, DATA_MAX):
+        raise RuntimeError(
+            f"probe/_records.c was built against another bpf/http_event.h (header "
+            f"{_records.HEADER_SIZE} bytes, here {HEADER_SIZE}): rebuild the extensions"
+        )
+    _records.configure(
+        Record, _by_value(RecordKind), _by_value(StreamDirection), _by_value(Role), ProbeAbiMismatch
+    )
+    return _records.decode_records
+
+
+decode_records: Final = _load_decoder()
 
 
 def decode(raw: bytes) -> Record:

@@ -63,6 +63,7 @@ def test_ordinary_heads_are_parsed_in_c_exactly_as_in_python(
 def test_parse_head_goes_through_the_extension(split_head: SplitHead) -> None:
     assert http._split_head is split_head
     head = http.parse_head(NGINX_RESPONSE)
+    assert type(head) is http.MessageHead, "built as the NamedTuple itself, not copied into one"
     assert (head.status, head.version, head.header("content-length")) == (200, "HTTP/1.1", "11")
 
 

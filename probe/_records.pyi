@@ -1,0 +1,18 @@
+"""probe/_records.c: probe.abi.decode_records in C."""
+
+from enum import IntEnum
+
+from probe.abi import Record
+
+HEADER_SIZE: int
+DATA_MAX: int
+
+def configure(
+    record_type: type[Record],
+    kinds: tuple[IntEnum | None, ...],
+    directions: tuple[IntEnum | None, ...],
+    roles: tuple[IntEnum | None, ...],
+    error_type: type[Exception],
+    /,
+) -> None: ...
+def decode_records(raw: bytes, /) -> tuple[Record, ...]: ...
