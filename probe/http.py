@@ -175,6 +175,41 @@ _new = tuple.__new__  # builds NamedTuples without their keyword-parsing __new__
 _CHUNKED: Final = -1
 _UNTIL_CLOSE: Final = -2
 _BAD_LENGTH: Final = -3
+_NO_LENGTH: Final = -4  # neither header: no body for a request, a body until close for a response
+_ASK: Final = -5  # probe/_head.c leaves an unusual Content-Length to Python's int()
+
+
+def header_framing_in_python(block_lower: str) -> int:
+    """What a head's lower-cased header block says of its body: a length, CHUNKED, BAD_LENGTH
+    or NO_LENGTH. The reference for probe/_head.c's ``header_framing``."""
+    # Two finds in the block rather than a regex and two ``header`` calls. A value is read from
+    # the lower-cased block too, which only changes letters ("chunked" is compared lower-cased,
+    # a length has none).
+    at = block_lower.find("\r\ntransfer-encoding:")
+    if at >= 0:
+        at += 20
+        if "chunked" in block_lower[at : block_lower.find("\r\n", at)]:
+            return _CHUNKED
+    at = block_lower.find("\r\ncontent-length:")
+    if at < 0:
+        return _NO_LENGTH
+    at += 17
+    try:
+        length = int(block_lower[at : block_lower.find("\r\n", at)])  # int() strips whitespace
+    except ValueError:
+        return _BAD_LENGTH
+    return length if length >= 0 else _BAD_LENGTH
+
+
+def _load_header_framing() -> Callable[[str], int] | None:
+    try:
+        from probe._head import header_framing
+    except ImportError:
+        return None
+    return header_framing
+
+
+_header_framing: Final = _load_header_framing()
 
 
 class _State(Enum):
@@ -532,24 +567,12 @@ class StreamParser:
             method = self._response_to() if self._response_to is not None else None
             if method == "HEAD" or (method == "CONNECT" and 200 <= status < 300):
                 return 0
-        # Two finds in the lower-cased block rather than a regex and two ``header`` calls: this
-        # runs for every message. A value is read from the lower-cased block too, which only
-        # changes letters ("chunked" is compared lower-cased, a length has none).
-        block = head.block_lower
-        at = block.find("\r\ntransfer-encoding:")
-        if at >= 0:
-            at += 20
-            if "chunked" in block[at : block.find("\r\n", at)]:
-                return _CHUNKED
-        at = block.find("\r\ncontent-length:")
-        if at < 0:
+        framing = _header_framing(head.block_lower) if _header_framing is not None else _ASK
+        if framing == _ASK:
+            framing = header_framing_in_python(head.block_lower)
+        if framing == _NO_LENGTH:
             return 0 if head.is_request else _UNTIL_CLOSE
-        at += 17
-        try:
-            length = int(block[at : block.find("\r\n", at)])  # int() strips the whitespace
-        except ValueError:
-            return _BAD_LENGTH
-        return length if length >= 0 else _BAD_LENGTH
+        return framing
 
     def _begin_body(
         self, head: MessageHead, framing: int, ts_ns: int, out: list[HttpMessage]

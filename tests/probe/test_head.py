@@ -185,3 +185,68 @@ def test_random_bytes_and_ends_never_crash_and_never_disagree(
     fields = split_head(raw, end)
     if fields is not None:
         assert fields == python_fields(raw, end)
+
+
+# --- header_framing: what the header block says of the body ---------------------------------
+
+HeaderFraming = Callable[[str], int]
+ASK = -5  # the extension leaves the value to Python's int()
+
+
+@pytest.fixture(scope="module")
+def header_framing() -> HeaderFraming:
+    try:
+        from probe._head import header_framing
+    except ImportError:
+        skip_or_fail("probe._head is not built here (BYTEWATCH_PURE_PYTHON was set)")
+    return header_framing
+
+
+@pytest.mark.parametrize(
+    ("block", "framing"),
+    [
+        ("\r\ncontent-type: application/json\r\ncontent-length: 19\r\n", 19),
+        ("\r\ncontent-length:0\r\n", 0),
+        ("\r\ncontent-length: \t 123456789012345678 \r\n", 123456789012345678),
+        ("\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 5\r\n", -1),
+        ("\r\ntransfer-encoding: gzip\r\ncontent-length: 5\r\n", 5),
+        ("\r\nhost: api\r\n", -4),
+        ("\r\n", -4),
+    ],
+)
+def test_usual_header_blocks_are_framed_in_c_as_in_python(
+    header_framing: HeaderFraming, block: str, framing: int
+) -> None:
+    assert header_framing(block) == framing == http.header_framing_in_python(block)
+
+
+@pytest.mark.parametrize(
+    "value", ["+5", "-5", "1_0", "", "  ", "5x", "1234567890123456789", "\xa05", "\x0b5"]
+)
+def test_unusual_lengths_are_left_to_pythons_int(header_framing: HeaderFraming, value: str) -> None:
+    assert header_framing(f"\r\ncontent-length:{value}\r\n") == ASK
+
+
+framing_blocks = st.lists(
+    st.one_of(
+        st.builds(
+            "{}:{}".format,
+            st.sampled_from(["content-length", "transfer-encoding", "host", "content-lengthx"]),
+            st.text(st.sampled_from("0123456789 \t+-_chunkedx\xa0\x0b\r\n"), max_size=12),
+        ),
+        st.text(st.sampled_from("content-lgh:\r\n 0123"), max_size=20),
+    ),
+    max_size=5,
+).map(lambda lines: "".join(f"\r\n{line}" for line in lines) + "\r\n")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(framing_blocks, st.text(max_size=40)))
+@example("\r\ncontent-length: 7")  # no line end after the value: Python's slice stops short
+@example("\r\ntransfer-encoding: chunked")
+def test_header_framing_never_disagrees_with_python(
+    header_framing: HeaderFraming, block: str
+) -> None:
+    framing = header_framing(block)
+    if framing != ASK:
+        assert framing == http.header_framing_in_python(block)
