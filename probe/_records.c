@@ -210,8 +210,8 @@ done:
 
 static PyObject *configure(PyObject *module, PyObject *args) {
     PyObject *type, *k, *d, *r, *err;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O:configure", &PyType_Type, &type, &PyTuple_Type, &k,
-                          &PyTuple_Type, &d, &PyTuple_Type, &r, &err))
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!:configure", &PyType_Type, &type, &PyTuple_Type, &k,
+                          &PyTuple_Type, &d, &PyTuple_Type, &r, &PyType_Type, &err))
         return NULL;
     if (!PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type) ||
         !PyType_IsSubtype((PyTypeObject *)err, (PyTypeObject *)PyExc_Exception)) {

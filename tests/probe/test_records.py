@@ -133,3 +133,11 @@ def test_thread_names_that_share_a_cache_slot_are_each_decoded_right(decode_in_c
 def test_a_record_that_is_not_bytes_is_a_type_error(decode_in_c: Decode) -> None:
     with pytest.raises(TypeError, match="bytes"):
         decode_in_c(bytearray(abi.encode(A_CLOSE)))  # type: ignore[arg-type]
+
+
+def test_configure_refuses_what_is_not_a_type(decode_in_c: Decode) -> None:
+    from probe import _records
+
+    with pytest.raises(TypeError):
+        _records.configure(Record, (), (), (), "not a type")  # type: ignore[arg-type]
+    assert decode_in_c(abi.encode(A_CLOSE)) == (A_CLOSE,), "still configured as before"
