@@ -1,9 +1,10 @@
 """What the probe costs the services it watches: wrk against nginx and Node, probe off and on.
 
-Run as root:  .venv/bin/python -m bench.probe_overhead [--pairs 5] [--seconds 5]
+Run as root:  .venv/bin/python -m bench.probe_overhead [--pairs 5] [--seconds 5] [--reader nice]
 
 For each target the script alternates runs without and with the agent (``bytewatch run`` on the
-live probe, with its default ``nice 10``, reading its loss counters from its own /metrics), in
+live probe, with its defaults: ``nice 10``, and its reading thread SCHED_IDLE while it keeps up,
+or at nice 10 throughout with ``--reader nice``; it reads its loss counters from /metrics), in
 ``--pairs`` pairs whose order flips every pair so that drift on a noisy machine hits both sides
 alike, and reports medians:
 
@@ -84,10 +85,14 @@ def wrk(url: str, seconds: float, *, rate_limited: bool) -> WrkResult:
     return parse_wrk_report(out)
 
 
+READER_IDLE = True  # --reader: the agent's default (probe.idle_reader), or nice 10 throughout
+
+
 @contextmanager
 def agent(extra: list[str], workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``bytewatch run`` on the live probe (niced as its default config says), API on a free
-    port; yields the process and the base URL once its API answers."""
+    """``bytewatch run`` on the live probe (niced as its default config says, its reading thread
+    idle while it keeps up unless --reader nice), API on a free port; yields the process and
+    the base URL once its API answers."""
     import socket
 
     with socket.socket() as sock:
@@ -96,7 +101,7 @@ def agent(extra: list[str], workdir: Path) -> Iterator[tuple[subprocess.Popen[st
     pids = [int(p) for p in extra[1::2]] if extra else []
     config = workdir / f"agent-{port}.yaml"
     config.write_text(
-        f"probe: {{filters: {{pids: {pids}}}}}\n"
+        f"probe: {{filters: {{pids: {pids}}}, idle_reader: {str(READER_IDLE).lower()}}}\n"
         f"store: {{path: {workdir / f'sli-{port}.db'}}}\n"
         f"api: {{listen: 127.0.0.1:{port}}}\n"
         "log: {format: json, level: warning}\n"
@@ -313,7 +318,15 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--targets", default="nginx,node")
+    parser.add_argument(
+        "--reader",
+        choices=["idle", "nice"],
+        default="idle",
+        help="the agent's reading thread: SCHED_IDLE while it keeps up (the default), or nice 10",
+    )
     args = parser.parse_args()
+    global READER_IDLE  # noqa: PLW0603 (a bench script's one switch, read by agent())
+    READER_IDLE = args.reader == "idle"
     if os.geteuid() != 0:
         print("bench.probe_overhead: run as root (the probe loads eBPF programs)", file=sys.stderr)
         return 1
@@ -324,7 +337,8 @@ def main() -> int:
             results.append(bench_target(server, args.pairs, args.seconds, Path(tmp)))
     print_table(results)
     write_results(
-        "probe_overhead", {"pairs": args.pairs, "seconds": args.seconds, "results": results}
+        "probe_overhead",
+        {"pairs": args.pairs, "seconds": args.seconds, "reader": args.reader, "results": results},
     )
     return 0
 

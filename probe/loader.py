@@ -278,6 +278,13 @@ class LoadedProbe:
         for (tgid, fd), port in listeners.items():
             self._listen_ports[CConnKey(tgid=tgid, fd=fd)] = ctypes.c_uint16(port)
 
+    @property
+    def main_ring(self) -> tuple[int, int] | None:
+        """The main ring buffer's map fd and data size, when it is read from its memory map."""
+        if not self._rings:
+            return None
+        return self._rings[0].map_fd, self._rings[0].data_size
+
     def poll(self, timeout_s: float) -> list[bytes]:
         """The records waiting in the ring buffers, waiting at most ``timeout_s`` for one."""
         if self._rings:

@@ -39,6 +39,8 @@ class MappedRingBuffer:
 
     def __init__(self, map_fd: int, data_size: int) -> None:
         page = mmap.PAGESIZE
+        self.map_fd = map_fd
+        self.data_size = data_size
         self._page = page
         self._mask = data_size - 1
         self._consumer = mmap.mmap(

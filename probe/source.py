@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from probe.errors import ProbeAbiMismatch
 from probe.exchanges import ExchangeBuilder, ResponseJudge, RouteTemplater, WallClock
 from probe.loader import LoadedProbe, ProbeConfig
 from probe.model import HttpExchange
+from probe.priority import follow_backlog, reader_priority, stop_following
 from probe.services import ServiceMap
 
 _log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class ProbeStats:
     evicted_connections: int = 0
     filtered: int = 0
     connections: int = 0
+    reader_raised: int = 0  # times the reading thread fell behind and left SCHED_IDLE
 
 
 class ExchangeSource(Protocol):
@@ -117,9 +121,15 @@ class LiveProbeSource:
         capture_bytes: int = 3072,
         tls: bool = False,
         tls_binaries: frozenset[str] = frozenset(),
+        idle_reader_nice: int | None = None,
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
+        """``idle_reader_nice``: run the thread that polls as SCHED_IDLE while it keeps up, and
+        at this nice value when it falls behind (probe.priority); None leaves it as it is."""
         self._filters = filters
+        self._idle_reader_nice = idle_reader_nice
+        self._follows_backlog = False
+        self._stuck_reported = False
         self._now = monotonic_ns
         self._tracker = ConnectionTracker(limits or TrackerLimits())
         self._builder = ExchangeBuilder(
@@ -161,6 +171,8 @@ class LiveProbeSource:
         return self._probe.tls_targets
 
     def poll(self, timeout_s: float) -> list[HttpExchange]:
+        if self._idle_reader_nice is not None:
+            self._follow_backlog(self._idle_reader_nice)
         since_last = time.monotonic() - self._last_poll
         if since_last < BATCH_INTERVAL_S:
             time.sleep(min(timeout_s, BATCH_INTERVAL_S - since_last))
@@ -201,6 +213,16 @@ class LiveProbeSource:
                 _log.info("TLS plaintext now also watched in %s", target)
         return self._build(observed)
 
+    def _follow_backlog(self, nice: int) -> None:
+        """On the first poll, in the thread that polls: the threads the agent started before
+        (API, scheduler, outbox) keep their own priority."""
+        self._idle_reader_nice = None
+        ring = self._probe.main_ring
+        if ring is None:
+            _log.warning("the reading thread stays at nice %d: the ring is read through BCC", nice)
+            return
+        self._follows_backlog = follow_backlog(*ring, threading.get_native_id(), nice)
+
     def _with_local_port(self, record: Record) -> Record:
         key = (record.tgid, record.fd, record.conn_id)
         port = self._ports.get(key)
@@ -225,6 +247,13 @@ class LiveProbeSource:
     def stats(self) -> ProbeStats:
         kernel = self._probe.counters()
         t = self._tracker.stats
+        reader = reader_priority() if self._follows_backlog else None
+        if reader is not None and reader.stuck and not self._stuck_reported:
+            self._stuck_reported = True
+            _log.warning(
+                "the reading thread's priority no longer follows its backlog: %s",
+                os.strerror(reader.stuck),
+            )
         return ProbeStats(
             kernel_records=kernel.get(Counter.RECORDS, 0),
             lost_records=kernel.get(Counter.LOST, 0),
@@ -245,9 +274,12 @@ class LiveProbeSource:
             evicted_connections=t.evicted_connections,
             filtered=self._filtered,
             connections=len(self._tracker),
+            reader_raised=reader.raised if reader is not None else 0,
         )
 
     def close(self) -> None:
+        if self._follows_backlog:
+            stop_following()
         self._probe.close()
 
 

@@ -436,6 +436,7 @@ class Service:
             capture_bytes=probe.capture_bytes,
             tls=probe.tls,
             tls_binaries=frozenset(str(p) for p in probe.tls_binaries),
+            idle_reader_nice=probe.nice if probe.idle_reader else None,
         )
         if probe.tls:
             log.info("TLS plaintext watched in %s", ", ".join(source.tls_targets) or "nothing")

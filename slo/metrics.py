@@ -112,6 +112,10 @@ PROBE_COUNTERS: Mapping[str, tuple[str, str]] = {
         "bytewatch_probe_late_records",
         "Records that arrived after their turn was given up; dropped, their connection resynced.",
     ),
+    "reader_raised": (
+        "bytewatch_probe_reader_raised",
+        "Times the agent's reading thread fell behind and left SCHED_IDLE for its nice value.",
+    ),
     "evicted_connections": (
         "bytewatch_probe_evicted_connections",
         "Connections forgotten because too many were tracked.",

@@ -82,6 +82,8 @@ class ProbeSettings(_Section):
     capture_bytes: int = Field(default=3072, ge=64, le=4096)
     max_connections: int = Field(default=65536, ge=16)
     nice: int = Field(default=10, ge=0, le=19)  # yields to the services on a saturated host
+    # The reading thread runs as SCHED_IDLE while it keeps up, at `nice` when it falls behind.
+    idle_reader: bool = True
     filters: ProbeFilters = ProbeFilters()
     tls: bool = False  # HTTPS in clear through uprobes on OpenSSL; costs CPU on every SSL call
     tls_binaries: list[Path] = []  # executables with OpenSSL linked in (libssl and Node are found)

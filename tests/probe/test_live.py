@@ -16,6 +16,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -300,6 +301,30 @@ def test_the_probe_never_sees_its_own_traffic(python_server: RunningServer) -> N
         source.close()
     assert [e.direction.value for e in seen] == ["server"], "only the server's side"
     assert all(e.pid != os.getpid() for e in seen)
+
+
+def test_the_thread_that_reads_the_ring_runs_idle_and_no_other(
+    python_server: RunningServer,
+) -> None:
+    from probe.source import LiveProbeSource
+
+    source = LiveProbeSource(idle_reader_nice=10)
+    policies: dict[str, int] = {}
+
+    def read() -> None:
+        source.poll(0.05)
+        policies["reader"] = os.sched_getscheduler(0)
+
+    try:
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+        policies["caller"] = os.sched_getscheduler(0)
+        stats = source.stats()
+    finally:
+        source.close()
+    assert policies == {"reader": os.SCHED_IDLE, "caller": os.SCHED_OTHER}
+    assert stats.reader_raised == 0, "a probe with nothing to read never falls behind"
 
 
 # Tracepoint programs may use task storage since Linux 5.12; before, the hash map is the only way.

@@ -1,0 +1,199 @@
+"""probe/_priority.c: the reading thread is idle while the ring's backlog is small, niced when
+it grows, and idle again once it has stayed small.
+
+The guard reads the two positions at the start of the ring's first two pages, so a memfd laid
+out the same way stands in for the kernel's ring: the tests move the positions by hand.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
+
+import pytest
+
+from probe import priority
+from tests.ci import skip_or_fail
+
+PAGE = mmap.PAGESIZE
+HIGH, LOW, NICE, CHECK_MS, CALM_MS = 100_000, 10_000, 10, 2, 60
+SCHED_IDLE, SCHED_OTHER = os.SCHED_IDLE, os.SCHED_OTHER
+
+
+@pytest.fixture(scope="module")
+def guard() -> ModuleType:
+    try:
+        from probe import _priority
+    except ImportError:
+        skip_or_fail("probe._priority is not built here (BYTEWATCH_PURE_PYTHON was set)")
+    if os.geteuid() != 0:
+        skip_or_fail("leaving SCHED_IDLE for a nice value needs CAP_SYS_NICE: run as root")
+    return _priority
+
+
+@dataclass
+class FakeRing:
+    positions: mmap.mmap
+    fd: int
+
+    def backlog(self, unread: int) -> None:
+        consumer = struct.unpack_from("Q", self.positions, 0)[0]
+        struct.pack_into("Q", self.positions, PAGE, consumer + unread)
+
+    def drained(self) -> None:
+        struct.pack_into("Q", self.positions, 0, struct.unpack_from("Q", self.positions, PAGE)[0])
+
+
+@contextmanager
+def reader_thread() -> Iterator[int]:
+    """A thread that only waits, standing in for the agent's reader; yields its tid."""
+    ready, done, tid = threading.Event(), threading.Event(), []
+
+    def wait() -> None:
+        tid.append(threading.get_native_id())
+        ready.set()
+        done.wait()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    ready.wait()
+    try:
+        yield tid[0]
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.fixture
+def ring() -> Iterator[FakeRing]:
+    fd = os.memfd_create("fake-ring")
+    os.ftruncate(fd, 2 * PAGE)
+    positions = mmap.mmap(fd, 2 * PAGE)
+    try:
+        yield FakeRing(positions, fd)
+    finally:
+        positions.close()
+        os.close(fd)
+
+
+def policy(tid: int) -> tuple[int, int]:
+    return os.sched_getscheduler(tid), os.getpriority(os.PRIO_PROCESS, tid)
+
+
+def eventually(check: Callable[[], bool], within_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_the_reader_is_idle_until_it_falls_behind_and_idle_again_once_caught_up(
+    guard: ModuleType, ring: FakeRing
+) -> None:
+    with reader_thread() as tid:
+        guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS)
+        try:
+            assert policy(tid)[0] == SCHED_IDLE
+            ring.backlog(HIGH - 1)
+            time.sleep(10 * CHECK_MS / 1000)
+            assert policy(tid)[0] == SCHED_IDLE, "a backlog under the threshold changes nothing"
+
+            ring.backlog(HIGH)
+            assert eventually(lambda: policy(tid) == (SCHED_OTHER, NICE))
+            assert guard.counts() == (1, 0, False, 0)
+
+            ring.backlog(LOW + 1)  # read down, but not below the low mark
+            time.sleep(3 * CALM_MS / 1000)
+            assert policy(tid)[0] == SCHED_OTHER, "lowered only once under the low mark"
+
+            ring.backlog(LOW)
+            assert eventually(lambda: policy(tid)[0] == SCHED_IDLE)
+            assert guard.counts() == (1, 1, True, 0)
+        finally:
+            guard.stop()
+
+
+def test_a_reader_that_dips_under_the_low_mark_only_briefly_stays_raised(
+    guard: ModuleType, ring: FakeRing
+) -> None:
+    with reader_thread() as tid:
+        guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS)
+        try:
+            ring.backlog(HIGH)
+            assert eventually(lambda: policy(tid)[0] == SCHED_OTHER)
+            for _ in range(6):  # under the low mark for a third of the calm period at a time
+                ring.drained()
+                time.sleep(CALM_MS / 3000)
+                ring.backlog(LOW * 2)
+                time.sleep(CALM_MS / 3000)
+            assert policy(tid)[0] == SCHED_OTHER
+            assert guard.counts()[:2] == (1, 0)
+        finally:
+            guard.stop()
+
+
+def test_the_watcher_itself_is_never_idle_even_when_started_from_an_idle_thread(
+    guard: ModuleType, ring: FakeRing
+) -> None:
+    me = threading.get_native_id()
+    before = set(os.listdir("/proc/self/task"))
+    nice = os.getpriority(os.PRIO_PROCESS, me)
+    os.sched_setscheduler(me, SCHED_IDLE, os.sched_param(0))
+    try:
+        guard.start(ring.fd, me, HIGH, LOW, NICE, CHECK_MS, CALM_MS)
+        try:
+            watchers = set(os.listdir("/proc/self/task")) - before
+            assert len(watchers) == 1
+            assert os.sched_getscheduler(int(watchers.pop())) == SCHED_OTHER
+        finally:
+            guard.stop()
+    finally:  # this is pytest's own thread: as it was
+        os.sched_setscheduler(me, SCHED_OTHER, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, me, nice)
+    assert set(os.listdir("/proc/self/task")) == before, "stop() ends the watcher"
+
+
+def test_follow_backlog_sets_the_thresholds_from_the_ring_size(
+    guard: ModuleType, ring: FakeRing
+) -> None:
+    ring_bytes = 1 << 20
+    with reader_thread() as tid:
+        assert priority.follow_backlog(ring.fd, ring_bytes, tid, NICE)
+        try:
+            ring.backlog(int(ring_bytes * priority.RAISE_AT) - 1)
+            time.sleep(10 * priority.CHECK_EVERY_MS / 1000)
+            assert priority.reader_priority() == priority.ReaderPriority(idle=True)
+            ring.backlog(int(ring_bytes * priority.RAISE_AT))
+            assert eventually(lambda: priority.reader_priority().raised == 1)
+            assert policy(tid) == (SCHED_OTHER, NICE)
+        finally:
+            priority.stop_following()
+
+
+def test_a_ring_that_cannot_be_mapped_leaves_the_reader_as_it_was(
+    guard: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    with reader_thread() as tid:
+        before = policy(tid)
+        assert not priority.follow_backlog(-1, 1 << 20, tid, NICE)
+        assert policy(tid) == before
+    assert "stays at nice 10" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(0, 1, 10, 20, 10, 5, 10), (0, 1, 20, 10, 10, 0, 10), (0, 1, 20, 10, 25, 5, 10)],
+    ids=["low above high", "no period", "nice out of range"],
+)
+def test_nonsense_thresholds_are_refused(guard: ModuleType, args: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="start wants"):
+        guard.start(*args)
