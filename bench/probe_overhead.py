@@ -63,6 +63,7 @@ class Run:
     lost_records: int | None = None
     exchanges: int | None = None
     spilled_records: int | None = None
+    reader_raised: int | None = None  # times the reading thread left SCHED_IDLE (fell behind)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -163,6 +164,7 @@ def measure(
         after = probe_counters(base)
     lost = after.get("bytewatch_probe_lost_records_total", 0.0)
     spilled = after.get("bytewatch_probe_spilled_records_total", 0.0)
+    raised = after.get("bytewatch_probe_reader_raised_total", 0.0)
     exchanges = after.get("bytewatch_probe_exchanges_total", 0.0) - counted.get(
         "bytewatch_probe_exchanges_total", 0.0
     )
@@ -175,6 +177,7 @@ def measure(
         int(lost),
         int(exchanges),
         int(spilled),
+        int(raised),
     )
 
 
@@ -263,6 +266,8 @@ def bench_target(
             "paced_lost": sum(r.lost_records or 0 for r in paced_on),
             "paced_spilled": sum(r.spilled_records or 0 for r in paced_on),
             "spilled_at_saturation": sum(r.spilled_records or 0 for r in on),
+            "reader_raised_at_saturation": sum(r.reader_raised or 0 for r in on),
+            "paced_reader_raised": sum(r.reader_raised or 0 for r in paced_on),
             "runs_off": [asdict(r) for r in off],
             "runs_on": [asdict(r) for r in on],
             "runs_kernel_side": [asdict(r) for r in kernel],
@@ -302,8 +307,10 @@ def print_table(results: list[dict[str, object]]) -> None:
     for target, mode, m in rows(results):
         print(
             f"{target} {mode}: at saturation lost {m['lost_at_saturation']} "
-            f"(spilled {m['spilled_at_saturation']}), kernel side alone lost "
-            f"{m['lost_kernel_side_only']} (spilled {m['spilled_kernel_side_only']})"
+            f"(spilled {m['spilled_at_saturation']}, reader raised "
+            f"{m['reader_raised_at_saturation']} times), kernel side alone lost "
+            f"{m['lost_kernel_side_only']} (spilled {m['spilled_kernel_side_only']}); "
+            f"at ~10k/s the reader was raised {m['paced_reader_raised']} times"
         )
     print("targets: ratio >= 0.95, +p50 <= 50 us, paced cores <= 0.2 at 10k rps, lost 0")
     print("ratio: with the agent; kernel: the kernel side alone (records drained, not parsed)")

@@ -11,8 +11,12 @@ thread of its own that reads the ring's backlog (see its header for why not from
 from __future__ import annotations
 
 import logging
+import resource
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
+
+from probe.doctor import effective_capabilities
 
 _log = logging.getLogger(__name__)
 
@@ -24,6 +28,7 @@ RAISE_AT: Final = 1 / 8
 LOWER_UNDER: Final = 1 / 32
 CALM_MS: Final = 500
 CHECK_EVERY_MS: Final = 5
+CAP_SYS_NICE: Final = 23  # include/uapi/linux/capability.h
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +41,33 @@ class ReaderPriority:
     stuck: int = 0  # errno of a switch that failed: the thread then keeps the policy it had
 
 
+def why_idle_would_be_a_trap(nice: int, cap_eff: int, nice_limit: int) -> str | None:
+    """Why a thread that went SCHED_IDLE could not come back to ``nice``, or None if it could.
+    Linux lets a thread leave SCHED_IDLE only when it may set its own nice value: with
+    CAP_SYS_NICE, or an RLIMIT_NICE of at least 20 - nice (``can_nice`` in the scheduler).
+    Being root is not enough: containers drop the capability."""
+    if cap_eff & (1 << CAP_SYS_NICE):
+        return None
+    if nice_limit == resource.RLIM_INFINITY or nice_limit >= 20 - nice:
+        return None
+    return (
+        f"leaving SCHED_IDLE for nice {nice} needs CAP_SYS_NICE or an RLIMIT_NICE of at least "
+        f"{20 - nice} (this process has {nice_limit}; see deploy/systemd/bytewatch.service)"
+    )
+
+
 def follow_backlog(ring_fd: int, ring_bytes: int, tid: int, nice: int) -> bool:
     """Run thread ``tid`` as SCHED_IDLE from now on, and at ``nice`` whenever the ring behind
     ``ring_fd`` (``ring_bytes`` of data) holds more than RAISE_AT of its size unread. False,
     with a warning, where that cannot be done: the thread then keeps its policy."""
+    trap = why_idle_would_be_a_trap(
+        nice,
+        effective_capabilities(Path(f"/proc/self/task/{tid}/status").read_text()),
+        resource.getrlimit(resource.RLIMIT_NICE)[0],
+    )
+    if trap is not None:
+        _log.warning("the reading thread stays at nice %d: %s", nice, trap)
+        return False
     try:
         from probe import _priority
     except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or a source tree never built

@@ -20,7 +20,14 @@ EXAMPLE_CONFIG = DEPLOY / "examples" / "bytewatch.yaml"
 
 # The capabilities the agent runs with, and why, as deploy/systemd/bytewatch.service documents.
 CAPABILITIES = frozenset(
-    {"CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH", "CAP_SYS_RESOURCE", "CAP_SYS_PTRACE"}
+    {
+        "CAP_BPF",
+        "CAP_PERFMON",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_NICE",
+    }
 )
 
 
