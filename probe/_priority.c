@@ -6,13 +6,19 @@
  * waking thread preempts it at once (Node: -38 us, as without the agent). But on a saturated
  * host an idle thread hardly runs at all, the ring fills and records are lost.
  *
- * So a small thread of our own watches the ring's backlog (its producer position less its
- * consumer position, read from the map's memory) every few milliseconds, and moves the reader
- * to SCHED_OTHER at the configured nice value when the backlog passes ``high`` bytes, and back
- * to SCHED_IDLE once it has stayed under ``low`` for ``calm_ms``. It must not be Python: the
- * starved reader may hold the GIL, and then no Python thread could run to notice.
+ * So a small thread of our own checks the reader every few milliseconds, and moves it to
+ * SCHED_OTHER at the configured nice value when either
+ * - the ring's backlog (its producer position less its consumer position, read from the map's
+ *   memory) passes ``high`` bytes: the reader is falling behind the traffic; or
+ * - the reader spent more than ``starved_ms`` of the last WINDOW_MS waiting on a run queue
+ *   (/proc/<tid>/schedstat): the host is busy with something else, and a reader starved while
+ *   it holds the GIL would stall the agent's other threads, the alert outbox among them;
+ * and back to SCHED_IDLE once, for ``calm_ms``, the backlog has stayed under ``low`` and the
+ * reader has waited less than a tenth of that. It must not be Python: the starved reader may
+ * hold the GIL, and then no Python thread could run to notice. stop() gives the reader its nice
+ * value back, so that the agent's shutdown is never starved.
  *
- * start(map_fd, tid, high, low, nice, period_ms, calm_ms), stop(), and counts() ->
+ * start(map_fd, tid, high, low, nice, period_ms, calm_ms, starved_ms), stop(), and counts() ->
  * (times raised, times lowered, idle now, errno of a failed switch or 0). One guard per process
  * (the agent reads one main ring). It works on any fd whose first two pages hold the two
  * positions, which is how tests/probe/test_priority.py drives it without a kernel ring.
@@ -21,10 +27,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -51,7 +60,8 @@ static struct {
     pid_t tid;
     uint64_t high, low;
     int nice;
-    long period_ms, calm_ms;
+    long period_ms, calm_ms, starved_ms;
+    int schedstat_fd; /* /proc/<tid>/schedstat */
     atomic_ulong raised, lowered;
     atomic_int idle;
     atomic_int error; /* errno of a failed sched_setattr: the guard then stops switching */
@@ -70,16 +80,43 @@ static uint64_t position(void *page) {
     return atomic_load_explicit((_Atomic uint64_t *)page, memory_order_acquire);
 }
 
+/* Nanoseconds the thread has spent runnable but waiting for a CPU, or 0 if unreadable. */
+static uint64_t run_delay_ns(void) {
+    char text[96];
+    ssize_t n = pread(guard.schedstat_fd, text, sizeof text - 1, 0);
+    if (n <= 0)
+        return 0;
+    text[n] = 0;
+    char *after_cputime = NULL;
+    strtoull(text, &after_cputime, 10);
+    return strtoull(after_cputime, NULL, 10);
+}
+
+#define WINDOW_MS 100
+#define MAX_WINDOW_CHECKS 100
+
 static void *watch(void *unused) {
     (void)unused;
     struct timespec period = {.tv_sec = guard.period_ms / 1000,
                               .tv_nsec = (guard.period_ms % 1000) * 1000000L};
-    long calm_needed = guard.calm_ms / (guard.period_ms > 0 ? guard.period_ms : 1), calm = 0;
-    while (!atomic_load(&guard.stop)) {
+    long calm_needed = guard.calm_ms / guard.period_ms, calm = 0;
+    /* The reader's run-queue waits over the last WINDOW_MS, one slot per check. */
+    long checks = WINDOW_MS / guard.period_ms;
+    if (checks < 1)
+        checks = 1;
+    if (checks > MAX_WINDOW_CHECKS)
+        checks = MAX_WINDOW_CHECKS;
+    uint64_t waits[MAX_WINDOW_CHECKS] = {0}, waited = 0, last_delay = run_delay_ns();
+    uint64_t starved_ns = (uint64_t)guard.starved_ms * 1000000u;
+    for (long slot = 0; !atomic_load(&guard.stop); slot = (slot + 1) % checks) {
         nanosleep(&period, NULL);
+        uint64_t delay = run_delay_ns(), wait = delay > last_delay ? delay - last_delay : 0;
+        last_delay = delay;
+        waited += wait - waits[slot];
+        waits[slot] = wait;
         uint64_t backlog = position(guard.producer_page) - position(guard.consumer_page);
         int idle = atomic_load(&guard.idle);
-        if (idle && backlog >= guard.high) {
+        if (idle && (backlog >= guard.high || waited > starved_ns)) {
             int err = set_policy(guard.tid, 0, guard.nice);
             if (err) {
                 atomic_store(&guard.error, err);
@@ -89,7 +126,7 @@ static void *watch(void *unused) {
             atomic_fetch_add(&guard.raised, 1);
             calm = 0;
         } else if (!idle) {
-            calm = backlog <= guard.low ? calm + 1 : 0;
+            calm = backlog <= guard.low && waited <= starved_ns / 10 ? calm + 1 : 0;
             if (calm >= calm_needed) {
                 int err = set_policy(guard.tid, 1, guard.nice);
                 if (err) {
@@ -105,7 +142,10 @@ static void *watch(void *unused) {
     return NULL;
 }
 
-static void unmap(void) {
+static void release(void) {
+    if (guard.schedstat_fd >= 0)
+        close(guard.schedstat_fd);
+    guard.schedstat_fd = -1;
     if (guard.consumer_page != NULL && guard.consumer_page != MAP_FAILED)
         munmap(guard.consumer_page, guard.page);
     if (guard.producer_page != NULL && guard.producer_page != MAP_FAILED)
@@ -122,7 +162,9 @@ static PyObject *stop(PyObject *module, PyObject *unused) {
         pthread_join(guard.thread, NULL);
         Py_END_ALLOW_THREADS
         guard.running = 0;
-        unmap();
+        if (atomic_load(&guard.idle))
+            set_policy(guard.tid, 0, guard.nice);
+        release();
     }
     Py_RETURN_NONE;
 }
@@ -130,13 +172,15 @@ static PyObject *stop(PyObject *module, PyObject *unused) {
 static PyObject *start(PyObject *module, PyObject *args) {
     int fd, tid, nice;
     unsigned long long high, low;
-    long period_ms, calm_ms;
-    if (!PyArg_ParseTuple(args, "iiKKill:start", &fd, &tid, &high, &low, &nice, &period_ms,
-                          &calm_ms))
+    long period_ms, calm_ms, starved_ms;
+    if (!PyArg_ParseTuple(args, "iiKKilll:start", &fd, &tid, &high, &low, &nice, &period_ms,
+                          &calm_ms, &starved_ms))
         return NULL;
-    if (period_ms <= 0 || calm_ms < 0 || low > high || nice < -20 || nice > 19) {
+    if (period_ms <= 0 || period_ms > WINDOW_MS || calm_ms < 0 || starved_ms <= 0 ||
+        low > high || nice < -20 || nice > 19) {
         PyErr_SetString(PyExc_ValueError,
-                        "start wants period_ms > 0, calm_ms >= 0, low <= high, -20 <= nice <= 19");
+                        "start wants 0 < period_ms <= 100, calm_ms >= 0, starved_ms > 0, "
+                        "low <= high, -20 <= nice <= 19");
         return NULL;
     }
     if (stop(module, NULL) == NULL)
@@ -145,11 +189,15 @@ static PyObject *start(PyObject *module, PyObject *args) {
     guard.page = (size_t)sysconf(_SC_PAGESIZE);
     /* The ring's layout (kernel/bpf/ringbuf.c): the consumer position on the first page, the
      * producer position on the second. */
+    char schedstat[64];
+    snprintf(schedstat, sizeof schedstat, "/proc/%d/schedstat", tid);
+    guard.schedstat_fd = open(schedstat, O_RDONLY | O_CLOEXEC);
     guard.consumer_page = mmap(NULL, guard.page, PROT_READ, MAP_SHARED, fd, 0);
     guard.producer_page = mmap(NULL, guard.page, PROT_READ, MAP_SHARED, fd, (off_t)guard.page);
-    if (guard.consumer_page == MAP_FAILED || guard.producer_page == MAP_FAILED) {
+    if (guard.schedstat_fd < 0 || guard.consumer_page == MAP_FAILED ||
+        guard.producer_page == MAP_FAILED) {
         int err = errno;
-        unmap();
+        release();
         errno = err;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
@@ -159,6 +207,7 @@ static PyObject *start(PyObject *module, PyObject *args) {
     guard.nice = nice;
     guard.period_ms = period_ms;
     guard.calm_ms = calm_ms;
+    guard.starved_ms = starved_ms;
     atomic_store(&guard.stop, 0);
     atomic_store(&guard.idle, 1);
     atomic_store(&guard.error, 0);
@@ -180,7 +229,7 @@ static PyObject *start(PyObject *module, PyObject *args) {
             Py_DECREF(Py_None);
     }
     if (err) {
-        unmap();
+        release();
         errno = err;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
@@ -198,7 +247,7 @@ static PyObject *counts(PyObject *module, PyObject *unused) {
 static PyMethodDef methods[] = {
     {"start", start, METH_VARARGS,
      "Watch the ring behind map_fd and switch thread tid between SCHED_IDLE and nice."},
-    {"stop", stop, METH_NOARGS, "Stop watching (the thread keeps its current policy)."},
+    {"stop", stop, METH_NOARGS, "Stop watching; the thread gets its nice value back."},
     {"counts", counts, METH_NOARGS, "(times raised, times lowered, idle now, errno or 0)."},
     {NULL, NULL, 0, NULL},
 };
@@ -211,4 +260,7 @@ static struct PyModuleDef priority_module = {
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__priority(void) { return PyModule_Create(&priority_module); }
+PyMODINIT_FUNC PyInit__priority(void) {
+    guard.schedstat_fd = -1;
+    return PyModule_Create(&priority_module);
+}

@@ -23,9 +23,13 @@ _log = logging.getLogger(__name__)
 # The reader drains every 20 ms (probe.source.BATCH_INTERVAL_S): at 10,000 requests/s watched
 # host-wide that leaves ~130 KiB behind between reads, at saturation ~350 KiB. Raised past 1/8
 # of the ring (2 MiB of 16: ~130 ms of saturated traffic, ~15 % of what the ring can hold
-# before it refuses records), lowered after half a second under 1/32.
+# before it refuses records), or when it waited on a run queue for more than half of the last
+# 100 ms (a host busy with other work, where a reader starved while holding the GIL would
+# stall the API and the alert outbox); lowered after half a second under 1/32 and hardly
+# waiting.
 RAISE_AT: Final = 1 / 8
 LOWER_UNDER: Final = 1 / 32
+STARVED_MS: Final = 50
 CALM_MS: Final = 500
 CHECK_EVERY_MS: Final = 5
 CAP_SYS_NICE: Final = 23  # include/uapi/linux/capability.h
@@ -58,8 +62,9 @@ def why_idle_would_be_a_trap(nice: int, cap_eff: int, nice_limit: int) -> str | 
 
 def follow_backlog(ring_fd: int, ring_bytes: int, tid: int, nice: int) -> bool:
     """Run thread ``tid`` as SCHED_IDLE from now on, and at ``nice`` whenever the ring behind
-    ``ring_fd`` (``ring_bytes`` of data) holds more than RAISE_AT of its size unread. False,
-    with a warning, where that cannot be done: the thread then keeps its policy."""
+    ``ring_fd`` (``ring_bytes`` of data) holds more than RAISE_AT of its size unread or the
+    thread is starved of CPU. False, with a warning, where that cannot be done: the thread then
+    keeps its policy."""
     trap = why_idle_would_be_a_trap(
         nice,
         effective_capabilities(Path(f"/proc/self/task/{tid}/status").read_text()),
@@ -82,6 +87,7 @@ def follow_backlog(ring_fd: int, ring_bytes: int, tid: int, nice: int) -> bool:
             nice,
             CHECK_EVERY_MS,
             CALM_MS,
+            STARVED_MS,
         )
     except OSError as exc:
         _log.warning("the reading thread stays at nice %d: %s", nice, exc.strerror or exc)
@@ -99,6 +105,7 @@ def reader_priority() -> ReaderPriority:
 
 
 def stop_following() -> None:
+    """Stop switching; the thread gets its nice value back (a shutdown is never starved)."""
     try:
         from probe import _priority
     except ImportError:

@@ -11,6 +11,8 @@ import mmap
 import os
 import resource
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +26,7 @@ from probe import priority
 from tests.ci import skip_or_fail
 
 PAGE = mmap.PAGESIZE
-HIGH, LOW, NICE, CHECK_MS, CALM_MS = 100_000, 10_000, 10, 2, 60
+HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS = 100_000, 10_000, 10, 2, 60, 50
 SCHED_IDLE, SCHED_OTHER = os.SCHED_IDLE, os.SCHED_OTHER
 
 
@@ -101,7 +103,7 @@ def test_the_reader_is_idle_until_it_falls_behind_and_idle_again_once_caught_up(
     guard: ModuleType, ring: FakeRing
 ) -> None:
     with reader_thread() as tid:
-        guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS)
+        guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
         try:
             assert policy(tid)[0] == SCHED_IDLE
             ring.backlog(HIGH - 1)
@@ -127,7 +129,7 @@ def test_a_reader_that_dips_under_the_low_mark_only_briefly_stays_raised(
     guard: ModuleType, ring: FakeRing
 ) -> None:
     with reader_thread() as tid:
-        guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS)
+        guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
         try:
             ring.backlog(HIGH)
             assert eventually(lambda: policy(tid)[0] == SCHED_OTHER)
@@ -142,6 +144,47 @@ def test_a_reader_that_dips_under_the_low_mark_only_briefly_stays_raised(
             guard.stop()
 
 
+@contextmanager
+def spinning_on_cpu_0() -> Iterator[int]:
+    """A process that only burns CPU, pinned to CPU 0; yields its pid (its one thread's tid)."""
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(spin.pid, {0})
+        yield spin.pid
+    finally:
+        spin.kill()
+        spin.wait()
+
+
+def test_a_reader_starved_of_cpu_is_raised_even_with_nothing_to_read(
+    guard: ModuleType, ring: FakeRing
+) -> None:
+    """On a host busy with other work an idle reader hardly runs; if it holds the GIL then, the
+    agent's API and alert outbox wait for it. So starvation raises it, like a backlog."""
+    with spinning_on_cpu_0() as reader:
+        guard.start(ring.fd, reader, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
+        try:
+            with spinning_on_cpu_0():  # other work: as SCHED_OTHER it takes CPU 0 from the reader
+                assert eventually(lambda: policy(reader) == (SCHED_OTHER, NICE))
+                assert guard.counts()[:2] == (1, 0)
+            # CPU 0 to itself again: being idle costs it nothing, so it goes back and stays.
+            assert eventually(lambda: policy(reader)[0] == SCHED_IDLE)
+            time.sleep(3 * CALM_MS / 1000)
+            assert policy(reader)[0] == SCHED_IDLE
+            assert guard.counts()[:2] == (1, 1)
+        finally:
+            guard.stop()
+    assert policy(threading.get_native_id())[0] == SCHED_OTHER
+
+
+def test_stopping_gives_the_reader_its_nice_value_back(guard: ModuleType, ring: FakeRing) -> None:
+    with reader_thread() as tid:
+        guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
+        assert policy(tid)[0] == SCHED_IDLE
+        guard.stop()
+        assert policy(tid) == (SCHED_OTHER, NICE), "a shutdown must not be starved"
+
+
 def test_the_watcher_itself_is_never_idle_even_when_started_from_an_idle_thread(
     guard: ModuleType, ring: FakeRing
 ) -> None:
@@ -150,7 +193,7 @@ def test_the_watcher_itself_is_never_idle_even_when_started_from_an_idle_thread(
     nice = os.getpriority(os.PRIO_PROCESS, me)
     os.sched_setscheduler(me, SCHED_IDLE, os.sched_param(0))
     try:
-        guard.start(ring.fd, me, HIGH, LOW, NICE, CHECK_MS, CALM_MS)
+        guard.start(ring.fd, me, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
         try:
             watchers = set(os.listdir("/proc/self/task")) - before
             assert len(watchers) == 1
@@ -193,8 +236,13 @@ def test_a_ring_that_cannot_be_mapped_leaves_the_reader_as_it_was(
 
 @pytest.mark.parametrize(
     "args",
-    [(0, 1, 10, 20, 10, 5, 10), (0, 1, 20, 10, 10, 0, 10), (0, 1, 20, 10, 25, 5, 10)],
-    ids=["low above high", "no period", "nice out of range"],
+    [
+        (0, 1, 10, 20, 10, 5, 10, 50),
+        (0, 1, 20, 10, 10, 0, 10, 50),
+        (0, 1, 20, 10, 25, 5, 10, 50),
+        (0, 1, 20, 10, 10, 5, 10, 0),
+    ],
+    ids=["low above high", "no period", "nice out of range", "no starvation threshold"],
 )
 def test_nonsense_thresholds_are_refused(guard: ModuleType, args: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="start wants"):
