@@ -80,6 +80,18 @@ static uint64_t position(void *page) {
     return atomic_load_explicit((_Atomic uint64_t *)page, memory_order_acquire);
 }
 
+/* The reader to SCHED_IDLE (idle) or to its nice value; 0 when the kernel refused. */
+static int switch_reader(int idle) {
+    int err = set_policy(guard.tid, idle, guard.nice);
+    if (err) {
+        atomic_store(&guard.error, err);
+        return 0;
+    }
+    atomic_store(&guard.idle, idle);
+    atomic_fetch_add(idle ? &guard.lowered : &guard.raised, 1);
+    return 1;
+}
+
 /* Nanoseconds the thread has spent runnable but waiting for a CPU, or 0 if unreadable. */
 static uint64_t run_delay_ns(void) {
     char text[96];
@@ -117,24 +129,14 @@ static void *watch(void *unused) {
         uint64_t backlog = position(guard.producer_page) - position(guard.consumer_page);
         int idle = atomic_load(&guard.idle);
         if (idle && (backlog >= guard.high || waited > starved_ns)) {
-            int err = set_policy(guard.tid, 0, guard.nice);
-            if (err) {
-                atomic_store(&guard.error, err);
+            if (!switch_reader(0))
                 break;
-            }
-            atomic_store(&guard.idle, 0);
-            atomic_fetch_add(&guard.raised, 1);
             calm = 0;
         } else if (!idle) {
             calm = backlog <= guard.low && waited <= starved_ns / 10 ? calm + 1 : 0;
             if (calm >= calm_needed) {
-                int err = set_policy(guard.tid, 1, guard.nice);
-                if (err) {
-                    atomic_store(&guard.error, err);
+                if (!switch_reader(1))
                     break;
-                }
-                atomic_store(&guard.idle, 1);
-                atomic_fetch_add(&guard.lowered, 1);
                 calm = 0;
             }
         }

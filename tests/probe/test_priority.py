@@ -86,6 +86,16 @@ def ring() -> Iterator[FakeRing]:
         os.close(fd)
 
 
+@contextmanager
+def watching(guard: ModuleType, ring: FakeRing, tid: int) -> Iterator[None]:
+    """The guard watching ``ring`` for thread ``tid`` with the test thresholds."""
+    guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
+    try:
+        yield
+    finally:
+        guard.stop()
+
+
 def policy(tid: int) -> tuple[int, int]:
     return os.sched_getscheduler(tid), os.getpriority(os.PRIO_PROCESS, tid)
 
@@ -102,46 +112,38 @@ def eventually(check: Callable[[], bool], within_s: float = 2.0) -> bool:
 def test_the_reader_is_idle_until_it_falls_behind_and_idle_again_once_caught_up(
     guard: ModuleType, ring: FakeRing
 ) -> None:
-    with reader_thread() as tid:
-        guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
-        try:
-            assert policy(tid)[0] == SCHED_IDLE
-            ring.backlog(HIGH - 1)
-            time.sleep(10 * CHECK_MS / 1000)
-            assert policy(tid)[0] == SCHED_IDLE, "a backlog under the threshold changes nothing"
+    with reader_thread() as tid, watching(guard, ring, tid):
+        assert policy(tid)[0] == SCHED_IDLE
+        ring.backlog(HIGH - 1)
+        time.sleep(10 * CHECK_MS / 1000)
+        assert policy(tid)[0] == SCHED_IDLE, "a backlog under the threshold changes nothing"
 
-            ring.backlog(HIGH)
-            assert eventually(lambda: policy(tid) == (SCHED_OTHER, NICE))
-            assert guard.counts() == (1, 0, False, 0)
+        ring.backlog(HIGH)
+        assert eventually(lambda: policy(tid) == (SCHED_OTHER, NICE))
+        assert guard.counts() == (1, 0, False, 0)
 
-            ring.backlog(LOW + 1)  # read down, but not below the low mark
-            time.sleep(3 * CALM_MS / 1000)
-            assert policy(tid)[0] == SCHED_OTHER, "lowered only once under the low mark"
+        ring.backlog(LOW + 1)  # read down, but not below the low mark
+        time.sleep(3 * CALM_MS / 1000)
+        assert policy(tid)[0] == SCHED_OTHER, "lowered only once under the low mark"
 
-            ring.backlog(LOW)
-            assert eventually(lambda: policy(tid)[0] == SCHED_IDLE)
-            assert guard.counts() == (1, 1, True, 0)
-        finally:
-            guard.stop()
+        ring.backlog(LOW)
+        assert eventually(lambda: policy(tid)[0] == SCHED_IDLE)
+        assert guard.counts() == (1, 1, True, 0)
 
 
 def test_a_reader_that_dips_under_the_low_mark_only_briefly_stays_raised(
     guard: ModuleType, ring: FakeRing
 ) -> None:
-    with reader_thread() as tid:
-        guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
-        try:
-            ring.backlog(HIGH)
-            assert eventually(lambda: policy(tid)[0] == SCHED_OTHER)
-            for _ in range(6):  # under the low mark for a third of the calm period at a time
-                ring.drained()
-                time.sleep(CALM_MS / 3000)
-                ring.backlog(LOW * 2)
-                time.sleep(CALM_MS / 3000)
-            assert policy(tid)[0] == SCHED_OTHER
-            assert guard.counts()[:2] == (1, 0)
-        finally:
-            guard.stop()
+    with reader_thread() as tid, watching(guard, ring, tid):
+        ring.backlog(HIGH)
+        assert eventually(lambda: policy(tid)[0] == SCHED_OTHER)
+        for _ in range(6):  # under the low mark for a third of the calm period at a time
+            ring.drained()
+            time.sleep(CALM_MS / 3000)
+            ring.backlog(LOW * 2)
+            time.sleep(CALM_MS / 3000)
+        assert policy(tid)[0] == SCHED_OTHER
+        assert guard.counts()[:2] == (1, 0)
 
 
 @contextmanager
@@ -161,19 +163,15 @@ def test_a_reader_starved_of_cpu_is_raised_even_with_nothing_to_read(
 ) -> None:
     """On a host busy with other work an idle reader hardly runs; if it holds the GIL then, the
     agent's API and alert outbox wait for it. So starvation raises it, like a backlog."""
-    with spinning_on_cpu_0() as reader:
-        guard.start(ring.fd, reader, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
-        try:
-            with spinning_on_cpu_0():  # other work: as SCHED_OTHER it takes CPU 0 from the reader
-                assert eventually(lambda: policy(reader) == (SCHED_OTHER, NICE))
-                assert guard.counts()[:2] == (1, 0)
-            # CPU 0 to itself again: being idle costs it nothing, so it goes back and stays.
-            assert eventually(lambda: policy(reader)[0] == SCHED_IDLE)
-            time.sleep(3 * CALM_MS / 1000)
-            assert policy(reader)[0] == SCHED_IDLE
-            assert guard.counts()[:2] == (1, 1)
-        finally:
-            guard.stop()
+    with spinning_on_cpu_0() as reader, watching(guard, ring, reader):
+        with spinning_on_cpu_0():  # other work: as SCHED_OTHER it takes CPU 0 from the reader
+            assert eventually(lambda: policy(reader) == (SCHED_OTHER, NICE))
+            assert guard.counts()[:2] == (1, 0)
+        # CPU 0 to itself again: being idle costs it nothing, so it goes back and stays.
+        assert eventually(lambda: policy(reader)[0] == SCHED_IDLE)
+        time.sleep(3 * CALM_MS / 1000)
+        assert policy(reader)[0] == SCHED_IDLE
+        assert guard.counts()[:2] == (1, 1)
     assert policy(threading.get_native_id())[0] == SCHED_OTHER
 
 
@@ -193,13 +191,10 @@ def test_the_watcher_itself_is_never_idle_even_when_started_from_an_idle_thread(
     nice = os.getpriority(os.PRIO_PROCESS, me)
     os.sched_setscheduler(me, SCHED_IDLE, os.sched_param(0))
     try:
-        guard.start(ring.fd, me, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
-        try:
+        with watching(guard, ring, me):
             watchers = set(os.listdir("/proc/self/task")) - before
             assert len(watchers) == 1
             assert os.sched_getscheduler(int(watchers.pop())) == SCHED_OTHER
-        finally:
-            guard.stop()
     finally:  # this is pytest's own thread: as it was
         os.sched_setscheduler(me, SCHED_OTHER, os.sched_param(0))
         os.setpriority(os.PRIO_PROCESS, me, nice)
