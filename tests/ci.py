@@ -4,8 +4,10 @@ would hide a broken setup behind a green run."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -26,3 +28,12 @@ def require_binary(name: str, hint: str) -> str:
     if found is None:
         skip_or_fail(f"needs {name} ({hint})")
     return found
+
+
+def built_extension(name: str) -> ModuleType:
+    """One of the C extensions setup.py builds (``probe._head``); skips or fails (see the
+    module) where it was not built."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        skip_or_fail(f"{name} is not built here (BYTEWATCH_PURE_PYTHON was set)")

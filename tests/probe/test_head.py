@@ -14,17 +14,14 @@ from hypothesis import strategies as st
 
 from probe import http
 from probe.http import ParseError, parse_head_in_python
-from tests.ci import skip_or_fail
+from tests.ci import built_extension
 
 SplitHead = Callable[[bytes, int], tuple[object, ...] | None]
 
 
 @pytest.fixture(scope="module")
 def split_head() -> SplitHead:
-    try:
-        from probe._head import split_head
-    except ImportError:
-        skip_or_fail("probe._head is not built here (BYTEWATCH_PURE_PYTHON was set)")
+    split_head: SplitHead = built_extension("probe._head").split_head
     return split_head
 
 
@@ -195,10 +192,7 @@ ASK = -5  # the extension leaves the value to Python's int()
 
 @pytest.fixture(scope="module")
 def header_framing() -> HeaderFraming:
-    try:
-        from probe._head import header_framing
-    except ImportError:
-        skip_or_fail("probe._head is not built here (BYTEWATCH_PURE_PYTHON was set)")
+    header_framing: HeaderFraming = built_extension("probe._head").header_framing
     return header_framing
 
 

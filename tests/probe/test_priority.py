@@ -23,7 +23,7 @@ from types import ModuleType
 import pytest
 
 from probe import priority
-from tests.ci import skip_or_fail
+from tests.ci import built_extension, skip_or_fail
 
 PAGE = mmap.PAGESIZE
 HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS = 100_000, 10_000, 10, 2, 60, 50
@@ -32,10 +32,7 @@ SCHED_IDLE, SCHED_OTHER = os.SCHED_IDLE, os.SCHED_OTHER
 
 @pytest.fixture(scope="module")
 def guard() -> ModuleType:
-    try:
-        from probe import _priority
-    except ImportError:
-        skip_or_fail("probe._priority is not built here (BYTEWATCH_PURE_PYTHON was set)")
+    _priority = built_extension("probe._priority")
     if os.geteuid() != 0:
         skip_or_fail("leaving SCHED_IDLE for a nice value needs CAP_SYS_NICE: run as root")
     return _priority

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from probe import abi
 from probe.abi import Record, RecordKind, Role, StreamDirection
 from probe.errors import ProbeAbiMismatch
-from tests.ci import skip_or_fail
+from tests.ci import built_extension
 
 Decode = Callable[[bytes], tuple[Record, ...]]
 COMM = slice(80, 96)  # the thread name's bytes in the header (bpf/http_event.h)
@@ -23,11 +23,8 @@ COMM = slice(80, 96)  # the thread name's bytes in the header (bpf/http_event.h)
 
 @pytest.fixture(scope="module")
 def decode_in_c() -> Decode:
-    try:
-        from probe._records import decode_records
-    except ImportError:
-        skip_or_fail("probe._records is not built here (BYTEWATCH_PURE_PYTHON was set)")
-    return decode_records
+    decode: Decode = built_extension("probe._records").decode_records
+    return decode
 
 
 def outcome(decode: Decode, raw: bytes) -> object:
