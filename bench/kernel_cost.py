@@ -92,6 +92,7 @@ class Drained:
     lost: int = 0  # the kernel's count of records both ring buffers refused
     spilled: int = 0  # records the main ring refused and the spill ring took
     in_flight: str = "-"
+    probe: LoadedProbe | None = None  # while loaded
 
 
 @contextmanager
@@ -106,6 +107,7 @@ def probe_drained(
         yield drained
         return
     with LoadedProbe(config) as probe:
+        drained.probe = probe
         drained.in_flight = probe.in_flight
         if listeners:
             probe.seed_listen_ports(listening_sockets())
@@ -127,6 +129,7 @@ def probe_drained(
             counters = probe.counters()
             drained.lost = counters.get(Counter.LOST, 0)
             drained.spilled = counters.get(Counter.SPILLED, 0)
+            drained.probe = None
 
 
 def cpu_us_per_request(binary: list[str], requests: int, tls: bool) -> float:

@@ -65,6 +65,10 @@ def trial_attach() -> str | None:
     return None
 
 
+def _text(name: bytes | str) -> str:
+    return name.decode() if isinstance(name, bytes) else name
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
@@ -277,6 +281,11 @@ class LoadedProbe:
         """Tell the kernel the ports of sockets that were bound before the probe attached."""
         for (tgid, fd), port in listeners.items():
             self._listen_ports[CConnKey(tgid=tgid, fd=fd)] = ctypes.c_uint16(port)
+
+    def program_fds(self) -> dict[str, int]:
+        """Each loaded eBPF program's fd by function name (bench/kernel_programs.py reads
+        their run times)."""
+        return {_text(name): fn.fd for name, fn in self._bpf.funcs.items()}
 
     @property
     def main_ring(self) -> tuple[int, int] | None:
