@@ -5,7 +5,8 @@ Measured with Node at ~11,000 requests/s (4 pairs, medians), the agent's reading
 agent): a niced thread still runs for a scheduler slice before a waking service thread gets its
 CPU back, an idle one gives it up at once. But an idle thread hardly runs on a saturated host,
 and there it lost a third of the records. probe/_priority.c switches between the two, from a
-thread of its own that reads the ring's backlog (see its header for why not from Python).
+thread of its own that watches the ring's backlog and the reader's waits for a CPU (see its
+header for why not from Python).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ CAP_SYS_NICE: Final = 23  # include/uapi/linux/capability.h
 class ReaderPriority:
     """How the reading thread's priority has moved since it started to follow its backlog."""
 
-    raised: int = 0  # times it fell behind and was moved from SCHED_IDLE to its nice value
+    raised: int = 0  # times it fell behind or was starved, and went to its nice value
     lowered: int = 0  # times it caught up and went back to SCHED_IDLE
     idle: bool = False  # SCHED_IDLE now
     stuck: int = 0  # errno of a switch that failed: the thread then keeps the policy it had

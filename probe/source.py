@@ -60,7 +60,7 @@ class ProbeStats:
     evicted_connections: int = 0
     filtered: int = 0
     connections: int = 0
-    reader_raised: int = 0  # times the reading thread fell behind and left SCHED_IDLE
+    reader_raised: int = 0  # times the reading thread fell behind or was starved of CPU
 
 
 class ExchangeSource(Protocol):

@@ -114,7 +114,8 @@ PROBE_COUNTERS: Mapping[str, tuple[str, str]] = {
     ),
     "reader_raised": (
         "bytewatch_probe_reader_raised",
-        "Times the agent's reading thread fell behind and left SCHED_IDLE for its nice value.",
+        "Times the agent's reading thread fell behind or was starved of CPU, and left "
+        "SCHED_IDLE for its nice value.",
     ),
     "evicted_connections": (
         "bytewatch_probe_evicted_connections",
