@@ -8,7 +8,8 @@ stay importable as such: ``BYTEWATCH_PURE_PYTHON=1`` skips the compilation, and
 
 probe/kernel_structs.py stays pure Python: mypyc cannot build ctypes structures. probe/_head.c
 and probe/_records.c are C written by hand (HAND_WRITTEN), with probe.http.parse_head_in_python
-and probe.abi.decode_records_in_python as their references.
+and probe.abi.decode_records_in_python as their references; so is probe/_priority.c, the
+reading thread's priority watcher (without it the reader stays at its nice value).
 """
 
 from __future__ import annotations

@@ -86,23 +86,27 @@ def wrk(url: str, seconds: float, *, rate_limited: bool) -> WrkResult:
     return parse_wrk_report(out)
 
 
-READER_IDLE = True  # --reader: the agent's default (probe.idle_reader), or nice 10 throughout
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """How ``bytewatch run`` is configured for a run."""
+
+    pids: tuple[int, ...] = ()  # the only processes watched; empty: the whole host
+    idle_reader: bool = True  # its default; False (--reader nice): nice 10 throughout
 
 
 @contextmanager
-def agent(extra: list[str], workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``bytewatch run`` on the live probe (niced as its default config says, its reading thread
-    idle while it keeps up unless --reader nice), API on a free port; yields the process and
-    the base URL once its API answers."""
+def agent(settings: Agent, workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``bytewatch run`` on the live probe (niced as its default config says), API on a free
+    port; yields the process and the base URL once its API answers."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    pids = [int(p) for p in extra[1::2]] if extra else []
+    pids, idle = list(settings.pids), str(settings.idle_reader).lower()
     config = workdir / f"agent-{port}.yaml"
     config.write_text(
-        f"probe: {{filters: {{pids: {pids}}}, idle_reader: {str(READER_IDLE).lower()}}}\n"
+        f"probe: {{filters: {{pids: {pids}}}, idle_reader: {idle}}}\n"
         f"store: {{path: {workdir / f'sli-{port}.db'}}}\n"
         f"api: {{listen: 127.0.0.1:{port}}}\n"
         "log: {format: json, level: warning}\n"
@@ -147,7 +151,7 @@ def probe_counters(base: str) -> dict[str, float]:
 
 
 def measure(
-    url: str, seconds: float, *, probe: list[str] | None, rate_limited: bool, workdir: Path
+    url: str, seconds: float, *, probe: Agent | None, rate_limited: bool, workdir: Path
 ) -> Run:
     if probe is None:
         result = wrk(url, seconds, rate_limited=rate_limited)
@@ -201,13 +205,16 @@ def measure_kernel_side(url: str, seconds: float, pids: frozenset[int]) -> Run:
 
 
 def bench_target(
-    server: RunningServer, pairs: int, seconds: float, workdir: Path
+    server: RunningServer, pairs: int, seconds: float, workdir: Path, *, idle_reader: bool
 ) -> dict[str, object]:
     url = server.url("/hello")
-    modes = {"host": [], "pid": ["--pid", str(server.pid)]}
+    modes = {
+        "host": Agent(idle_reader=idle_reader),
+        "pid": Agent(pids=(server.pid,), idle_reader=idle_reader),
+    }
     out: dict[str, object] = {"target": server.kind}
-    for mode, probe_args in modes.items():
-        pids = frozenset({server.pid}) if probe_args else frozenset()
+    for mode, watching in modes.items():
+        pids = frozenset(watching.pids)
         off: list[Run] = []
         on: list[Run] = []
         kernel: list[Run] = []
@@ -216,12 +223,12 @@ def bench_target(
         run_wrk = partial(measure, url, seconds, workdir=workdir)
         saturated: list[tuple[list[Run], Callable[[], Run]]] = [
             (off, partial(run_wrk, probe=None, rate_limited=False)),
-            (on, partial(run_wrk, probe=probe_args, rate_limited=False)),
+            (on, partial(run_wrk, probe=watching, rate_limited=False)),
             (kernel, partial(measure_kernel_side, url, seconds, pids)),
         ]
         paced: list[tuple[list[Run], Callable[[], Run]]] = [
             (paced_off, partial(run_wrk, probe=None, rate_limited=True)),
-            (paced_on, partial(run_wrk, probe=probe_args, rate_limited=True)),
+            (paced_on, partial(run_wrk, probe=watching, rate_limited=True)),
         ]
         for i in range(pairs):
             # Each pair runs without the probe, with the agent and with the kernel side alone at
@@ -332,8 +339,6 @@ def main() -> int:
         help="the agent's reading thread: SCHED_IDLE while it keeps up (the default), or nice 10",
     )
     args = parser.parse_args()
-    global READER_IDLE  # noqa: PLW0603 (a bench script's one switch, read by agent())
-    READER_IDLE = args.reader == "idle"
     if os.geteuid() != 0:
         print("bench.probe_overhead: run as root (the probe loads eBPF programs)", file=sys.stderr)
         return 1
@@ -341,7 +346,11 @@ def main() -> int:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         for kind in args.targets.split(","):
             server = stack.enter_context(start_server(kind, Path(tmp)))
-            results.append(bench_target(server, args.pairs, args.seconds, Path(tmp)))
+            results.append(
+                bench_target(
+                    server, args.pairs, args.seconds, Path(tmp), idle_reader=args.reader == "idle"
+                )
+            )
     print_table(results)
     write_results(
         "probe_overhead",

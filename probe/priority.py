@@ -15,6 +15,7 @@ import logging
 import resource
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Final
 
 from probe.doctor import effective_capabilities
@@ -34,6 +35,17 @@ STARVED_MS: Final = 50
 CALM_MS: Final = 500
 CHECK_EVERY_MS: Final = 5
 CAP_SYS_NICE: Final = 23  # include/uapi/linux/capability.h
+
+
+def _load_watcher() -> ModuleType | None:
+    try:
+        from probe import _priority
+    except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or a source tree never built
+        return None
+    return _priority
+
+
+_watcher: Final = _load_watcher()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +86,11 @@ def follow_backlog(ring_fd: int, ring_bytes: int, tid: int, nice: int) -> bool:
     if trap is not None:
         _log.warning("the reading thread stays at nice %d: %s", nice, trap)
         return False
-    try:
-        from probe import _priority
-    except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or a source tree never built
+    if _watcher is None:
         _log.warning("the reading thread stays at nice %d: probe._priority is not built", nice)
         return False
     try:
-        _priority.start(
+        _watcher.start(
             ring_fd,
             tid,
             int(ring_bytes * RAISE_AT),
@@ -97,18 +107,13 @@ def follow_backlog(ring_fd: int, ring_bytes: int, tid: int, nice: int) -> bool:
 
 
 def reader_priority() -> ReaderPriority:
-    try:
-        from probe import _priority
-    except ImportError:
+    if _watcher is None:
         return ReaderPriority()
-    raised, lowered, idle, stuck = _priority.counts()
+    raised, lowered, idle, stuck = _watcher.counts()
     return ReaderPriority(raised=raised, lowered=lowered, idle=idle, stuck=stuck)
 
 
 def stop_following() -> None:
     """Stop switching; the thread gets its nice value back (a shutdown is never starved)."""
-    try:
-        from probe import _priority
-    except ImportError:
-        return
-    _priority.stop()
+    if _watcher is not None:
+        _watcher.stop()
