@@ -101,17 +101,21 @@ _HEADER_NAME = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _HEADER_LINE: Final = re.compile(rf"({_HEADER_NAME}):[ \t]*([^\r\n]*?)[ \t]*\r\n")
 
 
-def _load_split_head() -> Callable[[bytes, int], MessageHead | None] | None:
-    """probe/_head.c: the common case in one pass, where the extension was built (setup.py)."""
+def _load_head_extension() -> tuple[
+    Callable[[bytes, int], MessageHead | None] | None, Callable[[str], int] | None
+]:
+    """probe/_head.c's split_head and header_framing, where the extension was built."""
     try:
         from probe import _head
     except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
-        return None
+        return None, None
     _head.configure(MessageHead)
-    return _head.split_head
+    return _head.split_head, _head.header_framing
 
 
-_split_head: Final = _load_split_head()
+_HEAD_EXTENSION: Final = _load_head_extension()
+_split_head: Final = _HEAD_EXTENSION[0]
+_header_framing: Final = _HEAD_EXTENSION[1]
 
 
 def parse_head(raw: bytes, end: int = -1) -> MessageHead:
@@ -199,17 +203,6 @@ def header_framing_in_python(block_lower: str) -> int:
     except ValueError:
         return _BAD_LENGTH
     return length if length >= 0 else _BAD_LENGTH
-
-
-def _load_header_framing() -> Callable[[str], int] | None:
-    try:
-        from probe._head import header_framing
-    except ImportError:
-        return None
-    return header_framing
-
-
-_header_framing: Final = _load_header_framing()
 
 
 class _State(Enum):
