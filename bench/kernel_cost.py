@@ -12,9 +12,11 @@ Records are drained every 20 ms, as the agent does, but not decoded: this is the
 of bench/probe_overhead.py's numbers. Variants, in alternating order each round:
 
 - off: no probe;
-- server, task storage / hash map: the probe watches the server process only (by name), with
-  in-flight syscalls kept per thread or in a hash map (see probe/loader.py);
-- host, task storage / hash map: the probe watches every process, so both sides are exchanges;
+- server, exit tracepoints / raw sys_exit: the probe watches the server process only (by name),
+  seeing syscalls through their own exit tracepoints or through the raw tracepoint at every
+  syscall's exit (the portable build, see probe/loader.py);
+- host, exit tracepoints / raw sys_exit: the probe watches every process, so both sides are
+  exchanges;
 - tls off / tls server / tls host: the same over TLS (OpenSSL on both sides), where the probe
   adds uprobes on SSL_read and SSL_write to its syscall tracepoints; compared with tls off.
 
@@ -62,10 +64,10 @@ class Variant:
 
 VARIANTS = (
     Variant("off", None),
-    Variant("server, task storage", ProbeConfig(comms=frozenset({SERVER_COMM}))),
-    Variant("server, hash map", ProbeConfig(comms=frozenset({SERVER_COMM}), task_storage=False)),
-    Variant("host, task storage", ProbeConfig()),
-    Variant("host, hash map", ProbeConfig(task_storage=False)),
+    Variant("server, exit tracepoints", ProbeConfig(comms=frozenset({SERVER_COMM}))),
+    Variant("server, raw sys_exit", ProbeConfig(comms=frozenset({SERVER_COMM}), task_btf=False)),
+    Variant("host, exit tracepoints", ProbeConfig()),
+    Variant("host, raw sys_exit", ProbeConfig(task_btf=False)),
     Variant("tls off", None, tls=True),
     Variant("tls server", ProbeConfig(comms=frozenset({SERVER_COMM}), tls=True), tls=True),
     Variant("tls host", ProbeConfig(tls=True), tls=True),
@@ -91,7 +93,7 @@ class Drained:
     records: int = 0
     lost: int = 0  # the kernel's count of records both ring buffers refused
     spilled: int = 0  # records the main ring refused and the spill ring took
-    in_flight: str = "-"
+    syscall_exits: str = "-"
     probe: LoadedProbe | None = None  # while loaded
 
 
@@ -108,7 +110,7 @@ def probe_drained(
         return
     with LoadedProbe(config) as probe:
         drained.probe = probe
-        drained.in_flight = probe.in_flight
+        drained.syscall_exits = probe.syscall_exits
         if listeners:
             probe.seed_listen_ports(listening_sockets())
         stop = threading.Event()
@@ -154,7 +156,7 @@ def main() -> int:
         return 1
     runs: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
     records: dict[str, int] = {v.name: 0 for v in VARIANTS}
-    in_flight: dict[str, str] = {}
+    syscall_exits: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         binary = build_pingpong(Path(tmp))
         for i in range(args.rounds):
@@ -164,7 +166,7 @@ def main() -> int:
                     cpu = cpu_us_per_request(binary, args.requests, variant.tls)
                     runs[variant.name].append(cpu)
                 records[variant.name] += drained.records
-                in_flight[variant.name] = drained.in_flight
+                syscall_exits[variant.name] = drained.syscall_exits
     rows = []
     for variant in VARIANTS:
         base = statistics.median(runs[variant.baseline])
@@ -177,14 +179,14 @@ def main() -> int:
                 "added_us": median - base,
                 "throughput_equivalent": base / median,
                 "records_per_request": records[variant.name] / (args.rounds * args.requests),
-                "in_flight": in_flight[variant.name],
+                "syscall_exits": syscall_exits[variant.name],
                 "runs_us": runs[variant.name],
             }
         )
-    print(f"{'variant':<22} {'us/req':>7} {'min':>6} {'added':>6} {'ratio':>6} {'rec/req':>7}")
+    print(f"{'variant':<26} {'us/req':>7} {'min':>6} {'added':>6} {'ratio':>6} {'rec/req':>7}")
     for row in rows:
         print(
-            f"{row['variant']:<22} {row['cpu_us_per_request']:>7.2f} {row['min_us']:>6.2f} "
+            f"{row['variant']:<26} {row['cpu_us_per_request']:>7.2f} {row['min_us']:>6.2f} "
             f"{row['added_us']:>6.2f} {row['throughput_equivalent']:>6.3f} "
             f"{row['records_per_request']:>7.2f}"
         )

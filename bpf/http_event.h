@@ -45,7 +45,7 @@ enum bw_counter {
     BW_COUNTER_LOST = 1,      /* records dropped because the ring buffer was full */
     BW_COUNTER_TRUNCATED = 2, /* messages whose capture budget ran out */
     BW_COUNTER_CONNS = 3,     /* connections that started being tracked */
-    BW_COUNTER_ARGS_FULL = 4, /* syscalls missed because the in-flight table was full */
+    BW_COUNTER_ARGS_FULL = 4, /* TLS calls missed because the in-flight table was full */
     BW_COUNTER_SPILLED = 5,   /* records written to the spill ring (also counted in RECORDS) */
     BW_COUNTER_MAX = 6,
 };

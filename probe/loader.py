@@ -56,7 +56,7 @@ def bcc_import_problem() -> str | None:
 def trial_attach() -> str | None:
     """Compile and attach a one-line program to a syscall tracepoint; None on success."""
     bcc = _import_bcc()
-    text = "TRACEPOINT_PROBE(syscalls, sys_enter_getpid) { return 0; }"
+    text = "TRACEPOINT_PROBE(syscalls, sys_exit_getpid) { return 0; }"
     try:
         b = bcc.BPF(text=text.encode())
     except Exception as exc:
@@ -85,7 +85,9 @@ class ProbeConfig:
     comms: frozenset[str] = frozenset()  # thread names matched in the kernel; see probe.filters
     ports: frozenset[int] = frozenset()
     self_tgid: int = field(default_factory=os.getpid)
-    task_storage: bool = True  # False: keep in-flight syscalls in a hash map even where slots work
+    # False: the portable build even where programs may use the current task as a BTF pointer
+    # (see LoadedProbe.syscall_exits); tests and bench/kernel_cost.py compare the two.
+    task_btf: bool = True
     # OpenSSL's plaintext through uprobes (see tls_targets). Off unless asked: a uprobe traps on
     # every SSL call of every process, about 11 us each on this project's VMs (kernel_cost).
     tls: bool = False
@@ -131,6 +133,10 @@ def tls_targets(binaries: Iterable[str] = ()) -> set[Path]:
     return {path for path in found if path.is_file()}
 
 
+TRACEPOINT_EXITS = "exit tracepoints"
+PORTABLE_EXITS = "raw sys_exit"
+
+
 class LoadedProbe:
     """A compiled and attached probe. Use as a context manager: ``close`` detaches everything."""
 
@@ -151,26 +157,28 @@ class LoadedProbe:
             cflags.append("-DBW_TLS=1")
         if config.spill_every:
             cflags.append(f"-DBW_SPILL_EVERY={config.spill_every}")
-        # Per-thread slots for in-flight syscalls spare a hash map's lock, hash and allocation
-        # per syscall (bench/kernel_cost.py compares them), but tracepoint programs may only use
-        # task storage since Linux 5.12: older kernels get the hash map.
-        builds = [("hash map", cflags)]
-        if config.task_storage:
-            builds.insert(0, ("task storage", [*cflags, "-DBW_TASK_STORAGE=1"]))
+        # Where programs may use the current task as a BTF pointer (5.15+), each syscall's own exit
+        # tracepoint reads its registers through the task, and TLS calls in flight live in task
+        # storage. Elsewhere one raw tracepoint runs at the exit of every syscall, which costs
+        # more per request (bpf/http_probe.bpf.c says how much), and TLS calls go to a hash map.
+        builds = [(PORTABLE_EXITS, cflags)]
+        if config.task_btf:
+            builds.insert(0, (TRACEPOINT_EXITS, [*cflags, "-DBW_TASK_STORAGE=1"]))
         self._bpf: Any = None
-        for in_flight, flags in builds:
+        for syscall_exits, flags in builds:
             try:
                 self._bpf = bcc.BPF(src_file=str(PROBE_SOURCE).encode(), cflags=flags)
-                self.in_flight = in_flight
+                self.syscall_exits = syscall_exits
                 break
             except Exception as exc:
-                if in_flight == "hash map":
+                if syscall_exits == PORTABLE_EXITS:
                     raise ProbeUnavailable(
                         f"cannot load the probe ({_first_line(exc)}): "
                         "run `bytewatch doctor` for what is missing"
                     ) from exc
                 _log.warning(
-                    "in-flight syscalls go to a hash map: task storage failed (%s)",
+                    "syscalls are seen through the raw sys_exit tracepoint: their own exit "
+                    "tracepoints failed to load (%s)",
                     _first_line(exc),
                 )
         self._batch: list[bytes] = []

@@ -327,8 +327,8 @@ def test_the_thread_that_reads_the_ring_runs_idle_and_no_other(
     assert stats.reader_raised == 0, "a probe with nothing to read never falls behind"
 
 
-# Tracepoint programs may use task storage since Linux 5.12; before, the hash map is the only way.
-TASK_STORAGE_SINCE = (5, 12)
+# bpf_task_pt_regs, which the exit tracepoints need, came in Linux 5.15.
+TASK_REGS_SINCE = (5, 15)
 
 
 def kernel_version() -> tuple[int, int]:
@@ -336,20 +336,20 @@ def kernel_version() -> tuple[int, int]:
     return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
-@pytest.mark.parametrize("task_storage", [True, False], ids=["task-storage", "hash-map"])
-def test_either_in_flight_table_carries_each_request_and_its_response(
-    python_server: RunningServer, task_storage: bool
+@pytest.mark.parametrize("task_btf", [True, False], ids=["exit-tracepoints", "raw-sys-exit"])
+def test_either_way_of_seeing_syscall_exits_carries_each_request_and_its_response(
+    python_server: RunningServer, task_btf: bool
 ) -> None:
     from probe.abi import Record, StreamDirection, decode_records
-    from probe.loader import LoadedProbe, ProbeConfig
+    from probe.loader import PORTABLE_EXITS, TRACEPOINT_EXITS, LoadedProbe, ProbeConfig
 
     path = f"/users/{unique_id()}"
-    config = ProbeConfig(pids=frozenset({python_server.pid}), task_storage=task_storage)
+    config = ProbeConfig(pids=frozenset({python_server.pid}), task_btf=task_btf)
     with LoadedProbe(config) as probe:
-        if not task_storage:
-            assert probe.in_flight == "hash map"
-        elif kernel_version() >= TASK_STORAGE_SINCE:
-            assert probe.in_flight == "task storage", "the cheaper table failed to load"
+        if not task_btf:
+            assert probe.syscall_exits == PORTABLE_EXITS
+        elif kernel_version() >= TASK_REGS_SINCE:
+            assert probe.syscall_exits == TRACEPOINT_EXITS, "the cheaper build failed to load"
         for _ in range(3):
             assert httpx.get(python_server.url(path)).status_code == 200
         records: list[Record] = []
