@@ -649,7 +649,7 @@ static __always_inline int watched(__u64 nr, __u32 tgid) {
 
 static __always_inline int data_exit(const struct bw_syscall *s, long ret, __u8 vectored,
                                      __u8 dir) {
-    if ((__s64)s->arg0 < 0)
+    if ((__s32)s->arg0 < 0) /* an int: the register's upper half is not the caller's */
         return 0;
 #ifdef BW_TLS
     if (inside_tls_call((__s32)s->arg0, dir))
