@@ -129,14 +129,15 @@ struct bw_conn {
     __u32 _pad1;
 };
 
-/* A request waiting for its response (see BW_KIND_PAIR). */
+/* A request waiting for its response (see BW_KIND_PAIR). Its thread's name is not kept: a
+ * PAIR carries the responding thread's, and a request sent on its own the name of the thread
+ * of the same process that sends it, nearly always the same thread. */
 struct bw_stash {
     __u64 ts_ns;
     __u64 other_bytes;
     __u64 other_last_ns;
     __u32 len;
     __u32 seq;
-    char comm[BW_COMM_LEN];
     __u8 data[BW_STASH_MAX];
 };
 

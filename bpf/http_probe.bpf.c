@@ -35,6 +35,7 @@
 struct bw_io_args {
     __u64 buf;   /* the buffer, or the iovec array when vectored */
     __u64 vlen;  /* iovec count when vectored */
+    __u64 pid_tgid; /* the caller's, taken once per call: helpers are not free */
     __s32 fd;
     __u8 vectored;
     __u8 direction;
@@ -245,8 +246,7 @@ static __always_inline __u32 copy_payload(struct bw_scratch *s, const struct bw_
 }
 
 static __always_inline void stamp(struct bw_event *ev, __u8 kind, const struct bw_conn_key *key,
-                                  struct bw_conn *c, __u64 now) {
-    __u64 id = bpf_get_current_pid_tgid();
+                                  struct bw_conn *c, __u64 now, __u64 id) {
     ev->kind = kind;
     ev->role = c->role;
     ev->tgid = key->tgid;
@@ -326,7 +326,7 @@ static __always_inline void flush_stash(struct bw_conn_key *key, struct bw_conn 
     struct bw_scratch *s = scratch.lookup(&zero);
     if (s) {
         __u32 seq = c->seq;
-        stamp(&s->ev, BW_KIND_DATA, key, c, st->ts_ns);
+        stamp(&s->ev, BW_KIND_DATA, key, c, st->ts_ns, bpf_get_current_pid_tgid());
         c->seq = seq; /* stamp took a number; the request already had one */
         __u8 dir = request_direction(c);
         s->ev.direction = dir;
@@ -344,7 +344,6 @@ static __always_inline void flush_stash(struct bw_conn_key *key, struct bw_conn 
             len = BW_STASH_MAX;
         s->ev.len = len;
         s->ev.captured = len;
-        __builtin_memcpy(&s->ev.comm, st->comm, sizeof(s->ev.comm));
         bpf_probe_read_kernel(s->ev.data, len, st->data);
         emit(s, len);
     }
@@ -390,7 +389,6 @@ static __always_inline int stash_request(struct bw_conn_key *key, struct bw_conn
         st->other_last_ns = c->in_last_ns;
     }
     st->seq = c->seq;
-    bpf_get_current_comm(&st->comm, sizeof(st->comm));
     c->seq = st->seq + 1;
     c->stashed = 1;
     return 1;
@@ -407,7 +405,8 @@ static __always_inline void close_conn(struct bw_conn_key *key) {
         __u32 zero = 0;
         struct bw_scratch *s = scratch.lookup(&zero);
         if (s) {
-            stamp(&s->ev, BW_KIND_CLOSE, key, c, bpf_ktime_get_ns());
+            stamp(&s->ev, BW_KIND_CLOSE, key, c, bpf_ktime_get_ns(),
+                  bpf_get_current_pid_tgid());
             s->ev.direction = 0;
             s->ev.flags = 0;
             s->ev.len = 0;
@@ -446,7 +445,7 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     struct bw_config *cfg = config.lookup(&zero);
     if (!cfg)
         return 0;
-    struct bw_conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = a->fd};
+    struct bw_conn_key key = {.tgid = a->pid_tgid >> 32, .fd = a->fd};
     struct bw_conn *c = conns.lookup(&key);
 
     __u8 head[BW_PEEK * 2] = {};
@@ -538,7 +537,7 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     }
     __u64 room = BW_DATA_MAX - base;
     __u32 got = copy_payload(s, a, base, want < room ? want : room);
-    stamp(&s->ev, st ? BW_KIND_PAIR : BW_KIND_DATA, &key, c, now);
+    stamp(&s->ev, st ? BW_KIND_PAIR : BW_KIND_DATA, &key, c, now, a->pid_tgid);
     s->ev.direction = a->direction;
     s->ev.flags = (start ? BW_FLAG_MSG_START : 0) | ((__u32)ret > got ? BW_FLAG_CUT : 0);
     s->ev.len = (__u32)ret;
@@ -578,6 +577,7 @@ struct bw_syscall {
     __u64 arg0;
     __u64 arg1;
     __u64 arg2;
+    __u64 pid_tgid;
     __u32 tgid;
     __u32 _pad;
 };
@@ -656,7 +656,8 @@ static __always_inline int data_exit(const struct bw_syscall *s, long ret, __u8 
         return 0;
 #endif
     struct bw_io_args a = {.buf = s->arg1, .vlen = vectored ? s->arg2 : 0,
-                           .fd = (__s32)s->arg0, .vectored = vectored, .direction = dir};
+                           .pid_tgid = s->pid_tgid, .fd = (__s32)s->arg0,
+                           .vectored = vectored, .direction = dir};
     return on_data(&a, ret);
 }
 
@@ -666,7 +667,7 @@ static __always_inline int msg_exit(const struct bw_syscall *s, long ret, __u8 d
     if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)s->arg1))
         return 0;
     struct bw_syscall v = {.nr = s->nr, .arg0 = s->arg0, .arg1 = hdr[2], .arg2 = hdr[3],
-                           .tgid = s->tgid};
+                           .pid_tgid = s->pid_tgid, .tgid = s->tgid};
     return data_exit(&v, ret, 1, dir);
 }
 
@@ -767,7 +768,8 @@ static __always_inline int syscall_exit(const struct bw_syscall *s, long ret) {
 #ifdef BW_TASK_STORAGE
 /* `nr` is the tracepoint's own syscall, so each program keeps only its own case. */
 static __always_inline int exit_of(__u64 nr, long ret) {
-    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    __u64 id = bpf_get_current_pid_tgid();
+    __u32 tgid = id >> 32;
     if (!outcome_matters(nr, ret) || !watched(nr, tgid))
         return 0;
     struct pt_regs *regs =
@@ -776,6 +778,7 @@ static __always_inline int exit_of(__u64 nr, long ret) {
     if (!regs || !syscall_args(regs, &s))
         return 0;
     s.nr = nr;
+    s.pid_tgid = id;
     s.tgid = tgid;
     return syscall_exit(&s, ret);
 }
@@ -800,7 +803,8 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
     if (!syscall_args((struct pt_regs *)ctx->args[0], &s))
         return 0;
     long ret = (long)ctx->args[1];
-    s.tgid = bpf_get_current_pid_tgid() >> 32;
+    s.pid_tgid = bpf_get_current_pid_tgid();
+    s.tgid = s.pid_tgid >> 32;
     if (!outcome_matters(s.nr, ret) || !watched(s.nr, s.tgid))
         return 0;
     return syscall_exit(&s, ret);
@@ -868,7 +872,8 @@ int tls_return(struct pt_regs *ctx) {
     }
     if (ret <= 0)
         return 0;
-    struct bw_tls_key tk = {.ssl = c.ssl, .tgid = bpf_get_current_pid_tgid() >> 32};
+    __u64 id = bpf_get_current_pid_tgid();
+    struct bw_tls_key tk = {.ssl = c.ssl, .tgid = id >> 32};
     __s32 fd = c.fd;
     if (fd < 0) {
         __s32 *known = tls_sockets.lookup(&tk);
@@ -879,7 +884,7 @@ int tls_return(struct pt_regs *ctx) {
     }
     if (fd >= 0)
         tls_sockets.update(&tk, &fd);
-    struct bw_io_args a = {.buf = c.buf, .direction = c.direction};
+    struct bw_io_args a = {.buf = c.buf, .pid_tgid = id, .direction = c.direction};
     if (fd >= 0 && fd <= BW_TLS_FD_MASK)
         a.fd = BW_TLS_FD | fd;
     else

@@ -100,7 +100,6 @@ class CStash(ctypes.Structure):
         ("other_last_ns", ctypes.c_uint64),
         ("len", ctypes.c_uint32),
         ("seq", ctypes.c_uint32),
-        ("comm", ctypes.c_char * COMM_LEN),
         ("data", ctypes.c_uint8 * STASH_MAX),
     )
 
