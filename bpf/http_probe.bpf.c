@@ -7,6 +7,8 @@
  * capture budget is spent. That keeps the common case to one record per request and response.
  *
  * Compile-time sizes come from the loader as -D flags; everything else is in the config map.
+ * BW_TASK_BTF is set where tracepoint programs may use the current task as a BTF pointer (task
+ * storage since 5.12, bpf_task_pt_regs since 5.15); the loader falls back to a build without.
  */
 #include <uapi/linux/ptrace.h>
 #include <asm/unistd.h>
@@ -93,14 +95,14 @@ struct bw_tls_key {
 
 /* The socket each SSL object was last seen using, for calls served from OpenSSL's own buffer. */
 BPF_TABLE("lru_hash", struct bw_tls_key, __s32, tls_sockets, 65536);
-#ifdef BW_TASK_STORAGE
+#ifdef BW_TASK_BTF
 BPF_TASK_STORAGE(tls_calls, struct bw_tls_call);
 #else
 BPF_HASH(tls_calls, __u64, struct bw_tls_call, 16384);
 #endif
 
 static __always_inline struct bw_tls_call *tls_call(int create) {
-#ifdef BW_TASK_STORAGE
+#ifdef BW_TASK_BTF
     return tls_calls.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0,
                                       create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 #else
@@ -114,7 +116,7 @@ static __always_inline struct bw_tls_call *tls_call(int create) {
 
 static __always_inline void tls_call_done(struct bw_tls_call *call) {
     call->live = 0;
-#ifndef BW_TASK_STORAGE
+#ifndef BW_TASK_BTF
     __u64 id = bpf_get_current_pid_tgid();
     tls_calls.delete(&id);
 #endif
@@ -765,7 +767,7 @@ static __always_inline int syscall_exit(const struct bw_syscall *s, long ret) {
     return 0;
 }
 
-#ifdef BW_TASK_STORAGE
+#ifdef BW_TASK_BTF
 /* `nr` is the tracepoint's own syscall, so each program keeps only its own case. */
 static __always_inline int exit_of(__u64 nr, long ret) {
     __u64 id = bpf_get_current_pid_tgid();

@@ -163,7 +163,7 @@ class LoadedProbe:
         # more per request (bpf/http_probe.bpf.c says how much), and TLS calls go to a hash map.
         builds = [(PORTABLE_EXITS, cflags)]
         if config.task_btf:
-            builds.insert(0, (TRACEPOINT_EXITS, [*cflags, "-DBW_TASK_STORAGE=1"]))
+            builds.insert(0, (TRACEPOINT_EXITS, [*cflags, "-DBW_TASK_BTF=1"]))
         self._bpf: Any = None
         for syscall_exits, flags in builds:
             try:
