@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.results import write_results  # noqa: E402
 from probe.abi import Counter  # noqa: E402
-from probe.loader import LoadedProbe, ProbeConfig  # noqa: E402
+from probe.loader import BPF_DIR, LoadedProbe, ProbeConfig  # noqa: E402
 from probe.procfs import listening_sockets  # noqa: E402
 
 SERVER_COMM = "pp-server"
@@ -99,16 +99,17 @@ class Drained:
 
 @contextmanager
 def probe_drained(
-    config: ProbeConfig | None, *, nice: int = 0, listeners: bool = False
+    config: ProbeConfig | None, *, nice: int = 0, listeners: bool = False, bpf_dir: Path = BPF_DIR
 ) -> Iterator[Drained]:
     """The probe loaded and drained in the background, its records dropped unparsed; counts
     what it drained and lost. ``nice`` is the draining thread's (the agent runs at 10);
-    ``listeners`` seeds the listening ports the agent would seed."""
+    ``listeners`` seeds the listening ports the agent would seed; ``bpf_dir`` holds the kernel
+    side's source."""
     drained = Drained()
     if config is None:
         yield drained
         return
-    with LoadedProbe(config) as probe:
+    with LoadedProbe(config, bpf_dir=bpf_dir) as probe:
         drained.probe = probe
         drained.syscall_exits = probe.syscall_exits
         if listeners:

@@ -140,14 +140,15 @@ PORTABLE_EXITS = "raw sys_exit"
 class LoadedProbe:
     """A compiled and attached probe. Use as a context manager: ``close`` detaches everything."""
 
-    def __init__(self, config: ProbeConfig) -> None:
+    def __init__(self, config: ProbeConfig, *, bpf_dir: Path = BPF_DIR) -> None:
+        """``bpf_dir``: where the kernel side's source is; benchmarks point it at another
+        revision's to compare the two in one run."""
         bcc = _import_bcc()
-        if not PROBE_SOURCE.is_file():
-            raise ProbeUnavailable(
-                f"probe source not found at {PROBE_SOURCE} (set BYTEWATCH_BPF_DIR)"
-            )
+        source = bpf_dir / PROBE_SOURCE.name
+        if not source.is_file():
+            raise ProbeUnavailable(f"probe source not found at {source} (set BYTEWATCH_BPF_DIR)")
         cflags = [
-            f"-I{BPF_DIR}",
+            f"-I{bpf_dir}",
             f"-DBW_RINGBUF_PAGES={config.ringbuf_pages}",
             f"-DBW_SPILL_PAGES={SPILL_PAGES}",
             f"-DBW_MAX_CONNS={config.max_connections}",
@@ -167,7 +168,7 @@ class LoadedProbe:
         self._bpf: Any = None
         for syscall_exits, flags in builds:
             try:
-                self._bpf = bcc.BPF(src_file=str(PROBE_SOURCE).encode(), cflags=flags)
+                self._bpf = bcc.BPF(src_file=str(source).encode(), cflags=flags)
                 self.syscall_exits = syscall_exits
                 break
             except Exception as exc:
