@@ -439,6 +439,102 @@ static __always_inline int port_allowed(struct bw_config *cfg, struct bw_conn *c
     return port == 0 || filter_ports.lookup(&port) != 0;
 }
 
+/* The same work as on_data below for a connection already tracked, with the bytes copied first
+ * and judged after: the 16-byte peek (and a vectored call's first iovec) read on their own cost a
+ * user-memory read each, as much as the copy that follows them. So a keep-alive request or
+ * response is read once, straight to where it goes: a whole small request into its stash slot,
+ * anything else into the record. When the guess about where fails (a request body, a pipelined
+ * request while one is stashed), nothing has changed yet and on_data does it the slow way; and a
+ * call past its message's budget (a large body) is only peeked, as before. 1 when done. */
+static __always_inline int on_tracked_data(struct bw_io_args *a, long ret, struct bw_config *cfg,
+                                           struct bw_conn_key *key, struct bw_conn *c,
+                                           __u64 now) {
+    __u8 asks = a->direction == request_direction(c);
+    __u32 *budget = a->direction == BW_INGRESS ? &c->in_budget : &c->out_budget;
+    __u64 *bytes = a->direction == BW_INGRESS ? &c->in_bytes : &c->out_bytes;
+    __u64 *last_ns = a->direction == BW_INGRESS ? &c->in_last_ns : &c->out_last_ns;
+
+    if (asks && !a->vectored && !c->stashed && ret <= BW_STASH_MAX && ret <= cfg->capture_bytes) {
+        struct bw_stash *st = stash_slot(key);
+        if (!st)
+            return 0;
+        __u64 len = ret;
+        asm volatile("" : "+r"(len));
+        if (len > BW_STASH_MAX || bpf_probe_read_user(st->data, len, (void *)a->buf))
+            return 0;
+        if (http_start(st->data, len < BW_PEEK ? (__u32)len : BW_PEEK) != 1)
+            return 0; /* a request body: on_data sends it as data */
+        __sync_fetch_and_add(bytes, ret);
+        *last_ns = now;
+        *budget = cfg->capture_bytes - (__u32)ret;
+        st->ts_ns = now;
+        st->len = (__u32)len;
+        st->other_bytes = a->direction == BW_INGRESS ? c->out_bytes : c->in_bytes;
+        st->other_last_ns = a->direction == BW_INGRESS ? c->out_last_ns : c->in_last_ns;
+        st->seq = c->seq;
+        c->seq = st->seq + 1;
+        c->stashed = 1;
+        return 1;
+    }
+
+    __u32 zero = 0;
+    struct bw_scratch *s = scratch.lookup(&zero);
+    if (!s)
+        return 0;
+    struct bw_stash *st = 0;
+    __u64 base = 0;
+    if (c->stashed) {
+        st = stash.lookup(key);
+        if (!st)
+            return 0;
+        base = st->len & (BW_STASH_MAX * 2 - 1);
+        if (base > BW_STASH_MAX)
+            base = BW_STASH_MAX;
+    }
+    __u64 room = BW_DATA_MAX - base;
+    __u64 guess = (__u64)ret < room ? (__u64)ret : room;
+    if (*budget < guess)
+        return 0;
+    __u32 got = copy_payload(s, a, base, guess);
+    if (got == 0)
+        return 0;
+    int start = http_start(&s->ev.data[base & (BW_STASH_MAX * 2 - 1)],
+                           got < BW_PEEK ? got : BW_PEEK);
+    int answers = st && start == 2 && !asks;
+    if (st && !answers)
+        return 0; /* the stashed request must leave first, by itself */
+    if (start == 1 && asks && !a->vectored && ret <= BW_STASH_MAX && ret <= cfg->capture_bytes)
+        return 0; /* a request to stash, which the branch above could not */
+
+    __sync_fetch_and_add(bytes, ret);
+    *last_ns = now;
+    if (start)
+        *budget = cfg->capture_bytes;
+    __u32 want = ret < *budget ? (__u32)ret : *budget;
+    *budget -= want;
+    if (*budget == 0 && (__u32)ret > want)
+        count(BW_COUNTER_TRUNCATED);
+    if (got > want)
+        got = want;
+    if (answers)
+        bpf_probe_read_kernel(s->ev.data, base, st->data);
+    stamp(&s->ev, answers ? BW_KIND_PAIR : BW_KIND_DATA, key, c, now, a->pid_tgid);
+    s->ev.direction = a->direction;
+    s->ev.flags = (start ? BW_FLAG_MSG_START : 0) | ((__u32)ret > got ? BW_FLAG_CUT : 0);
+    s->ev.len = (__u32)ret;
+    s->ev.captured = (__u32)base + got;
+    if (answers) {
+        s->ev.req_ts_ns = st->ts_ns;
+        s->ev.req_other_bytes = st->other_bytes;
+        s->ev.req_other_last_ns = st->other_last_ns;
+        s->ev.req_len = (__u32)base;
+        s->ev.req_seq = st->seq;
+    }
+    c->stashed = 0;
+    emit(s, (__u32)base + got);
+    return 1;
+}
+
 static __always_inline int on_data(struct bw_io_args *a, long ret) {
     if (ret <= 0 || a->fd < 0)
         return 0;
@@ -449,6 +545,12 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
         return 0;
     struct bw_conn_key key = {.tgid = a->pid_tgid >> 32, .fd = a->fd};
     struct bw_conn *c = conns.lookup(&key);
+    if (c && c->tracked) {
+        if (c->ignored)
+            return 0;
+        if (on_tracked_data(a, ret, cfg, &key, c, now))
+            return 0;
+    }
 
     __u8 head[BW_PEEK * 2] = {};
     int start = 0;
