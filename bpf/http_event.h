@@ -81,7 +81,8 @@ struct bw_event {
     __u16 remote_port; /* 0 when unknown */
     __u32 seq;         /* per connection, counting every record the kernel tried to send:
                         * a gap tells user space that records of this connection were lost */
-    char comm[BW_COMM_LEN]; /* the calling thread's name */
+    char comm[BW_COMM_LEN]; /* the calling thread's name, in a connection's first record only;
+                             * zeros after (see stamp in http_probe.bpf.c) */
     /* PAIR records only (zero otherwise): the request stashed until this response */
     __u64 req_ts_ns;
     __u64 req_other_bytes;   /* the response direction's total when the request passed */
@@ -126,12 +127,12 @@ struct bw_conn {
     __u8 tracked;      /* an HTTP start line has been seen */
     __u8 ignored;      /* excluded by a filter */
     __u8 stashed;      /* a request waits in the stash map for its response */
-    __u32 _pad1;
+    __u8 named;        /* a record has carried the thread's name */
+    __u8 _pad1[3];
 };
 
-/* A request waiting for its response (see BW_KIND_PAIR). Its thread's name is not kept: a
- * PAIR carries the responding thread's, and a request sent on its own the name of the thread
- * of the same process that sends it, nearly always the same thread. */
+/* A request waiting for its response (see BW_KIND_PAIR). No thread name is kept: a record
+ * carries one only when it is its connection's first. */
 struct bw_stash {
     __u64 ts_ns;
     __u64 other_bytes;

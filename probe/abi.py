@@ -82,7 +82,7 @@ class Record(NamedTuple):
     local_port: int
     remote_port: int
     seq: int  # per connection; a gap means records were lost
-    thread_comm: str
+    thread_comm: str  # in a connection's first record only, "" in the rest
     data: bytes
 
     @property

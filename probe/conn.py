@@ -282,6 +282,8 @@ class ConnectionTracker:
         conn.last_ns = ts_ns = record.ts_ns
         conn.next_seq = (record.seq + 1) % _SEQ_MOD
         conn.started = True
+        if record.thread_comm:  # the kernel names only a connection's first record
+            conn.thread_comm = record.thread_comm
         if record.kind is _CLOSE:
             if self._conns.get(conn.key) is conn:
                 self._conns.pop(conn.key)

@@ -87,7 +87,8 @@ class CConn(ctypes.Structure):
         ("tracked", ctypes.c_uint8),
         ("ignored", ctypes.c_uint8),
         ("stashed", ctypes.c_uint8),
-        ("_pad1", ctypes.c_uint32),
+        ("named", ctypes.c_uint8),
+        ("_pad1", ctypes.c_uint8 * 3),
     )
 
 

@@ -41,6 +41,7 @@ class SimConnection:
     stash_requests: bool = True
     role: Role = Role.UNKNOWN
     tracked: bool = False
+    named: bool = False  # a record has carried the thread's name
     seq: int = 0
     in_bytes: int = 0
     in_last_ns: int = 0
@@ -66,7 +67,7 @@ class SimConnection:
         answers = self.stash is not None and start == 2 and direction is not request_direction
         out: list[bytes] = []
         if self.stash is not None and not answers:
-            out.append(encode(self.stash))
+            out.append(self._encode(self.stash))
             self.stash = None
         if direction is IN:
             self.in_bytes += len(data)
@@ -105,7 +106,7 @@ class SimConnection:
         record = self._record(
             RecordKind.DATA, direction, flags, length=len(data), data=data[:got], ts_ns=ts_ns
         )
-        out.append(encode(record, request=self.stash if answers else None))
+        out.append(self._encode(record, request=self.stash if answers else None))
         if answers:
             self.stash = None
         return out
@@ -119,10 +120,10 @@ class SimConnection:
             return []
         out = []
         if self.stash is not None:
-            out.append(encode(self.stash))
+            out.append(self._encode(self.stash))
             self.stash = None
         out.append(
-            encode(
+            self._encode(
                 self._record(RecordKind.CLOSE, IN, RecordFlag.NONE, length=0, data=b"", ts_ns=ts_ns)
             )
         )
@@ -130,6 +131,13 @@ class SimConnection:
 
     def close(self, ts_ns: int) -> list[Record]:
         return [r for blob in self.close_blobs(ts_ns) for r in decode_records(blob)]
+
+    def _encode(self, record: Record, request: Record | None = None) -> bytes:
+        """As the kernel stamps it: the thread's name in the connection's first record only."""
+        if self.named:
+            record = record._replace(thread_comm="")
+        self.named = True
+        return encode(record, request=request)
 
     def _record(
         self,

@@ -241,6 +241,23 @@ def three_exchanges(conn: SimConnection | None = None) -> list[Record]:
     return records_of(conn or SimConnection(), steps, close_at=7 * MS)
 
 
+def test_only_a_connections_first_record_carries_its_thread_name_and_every_exchange_keeps_it() -> (
+    None
+):
+    records = three_exchanges(SimConnection(comm="api-worker"))
+    # The first PAIR record decodes into the request and the response.
+    assert [r.thread_comm for r in records] == ["api-worker"] * 2 + [""] * (len(records) - 2)
+    out = run(records)
+    assert [e.thread_comm for e in out] == ["api-worker"] * 3
+
+
+def test_a_first_record_that_arrives_after_the_second_still_names_the_connection() -> None:
+    records = three_exchanges(SimConnection(comm="api-worker"))
+    assert records[2].thread_comm == ""
+    out = run([records[2], records[3], records[0], records[1], *records[4:]])
+    assert [e.thread_comm for e in out] == ["api-worker"] * 3
+
+
 def four_unpaired_exchanges(conn_id: int = 1) -> list[Record]:
     """/a to /d answered 200 to 203, one record per request and per response, then a close."""
     steps = [
