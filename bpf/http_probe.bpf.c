@@ -447,6 +447,28 @@ static __always_inline int port_allowed(struct bw_config *cfg, struct bw_conn *c
     return port == 0 || filter_ports.lookup(&port) != 0;
 }
 
+/* Fill in and send the record of a read or write whose first `got` payload bytes are in data[]
+ * from `base` on, after the stashed request `st` it answers (none: a DATA record). */
+static __always_inline void send_message(struct bw_scratch *s, const struct bw_io_args *a,
+                                         struct bw_conn_key *key, struct bw_conn *c, __u64 now,
+                                         long ret, int start, const struct bw_stash *st,
+                                         __u64 base, __u32 got) {
+    stamp(&s->ev, st ? BW_KIND_PAIR : BW_KIND_DATA, key, c, now, a->pid_tgid);
+    s->ev.direction = a->direction;
+    s->ev.flags = (start ? BW_FLAG_MSG_START : 0) | ((__u32)ret > got ? BW_FLAG_CUT : 0);
+    s->ev.len = (__u32)ret;
+    s->ev.captured = (__u32)base + got;
+    if (st) {
+        s->ev.req_ts_ns = st->ts_ns;
+        s->ev.req_other_bytes = st->other_bytes;
+        s->ev.req_other_last_ns = st->other_last_ns;
+        s->ev.req_len = (__u32)base;
+        s->ev.req_seq = st->seq;
+    }
+    c->stashed = 0;
+    emit(s, (__u32)base + got);
+}
+
 /* The same work as on_data below for a connection already tracked, with the bytes copied first
  * and judged after: the 16-byte peek (and a vectored call's first iovec) read on their own cost a
  * user-memory read each, as much as the copy that follows them. So a keep-alive request or
@@ -524,22 +546,9 @@ static __always_inline int on_tracked_data(struct bw_io_args *a, long ret, struc
         count(BW_COUNTER_TRUNCATED);
     if (got > want)
         got = want;
-    if (answers)
+    if (st) /* it answers st: any other case has gone to on_data */
         bpf_probe_read_kernel(s->ev.data, base, st->data);
-    stamp(&s->ev, answers ? BW_KIND_PAIR : BW_KIND_DATA, key, c, now, a->pid_tgid);
-    s->ev.direction = a->direction;
-    s->ev.flags = (start ? BW_FLAG_MSG_START : 0) | ((__u32)ret > got ? BW_FLAG_CUT : 0);
-    s->ev.len = (__u32)ret;
-    s->ev.captured = (__u32)base + got;
-    if (answers) {
-        s->ev.req_ts_ns = st->ts_ns;
-        s->ev.req_other_bytes = st->other_bytes;
-        s->ev.req_other_last_ns = st->other_last_ns;
-        s->ev.req_len = (__u32)base;
-        s->ev.req_seq = st->seq;
-    }
-    c->stashed = 0;
-    emit(s, (__u32)base + got);
+    send_message(s, a, key, c, now, ret, start, st, base, got);
     return 1;
 }
 
@@ -649,20 +658,7 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     }
     __u64 room = BW_DATA_MAX - base;
     __u32 got = copy_payload(s, a, base, want < room ? want : room);
-    stamp(&s->ev, st ? BW_KIND_PAIR : BW_KIND_DATA, &key, c, now, a->pid_tgid);
-    s->ev.direction = a->direction;
-    s->ev.flags = (start ? BW_FLAG_MSG_START : 0) | ((__u32)ret > got ? BW_FLAG_CUT : 0);
-    s->ev.len = (__u32)ret;
-    s->ev.captured = (__u32)base + got;
-    if (st) {
-        s->ev.req_ts_ns = st->ts_ns;
-        s->ev.req_other_bytes = st->other_bytes;
-        s->ev.req_other_last_ns = st->other_last_ns;
-        s->ev.req_len = (__u32)base;
-        s->ev.req_seq = st->seq;
-    }
-    c->stashed = 0;
-    emit(s, (__u32)base + got);
+    send_message(s, a, &key, c, now, ret, start, st, base, got);
     return 0;
 }
 
