@@ -267,8 +267,8 @@ static __always_inline void stamp(struct bw_event *ev, __u8 kind, const struct b
     ev->seq = c->seq;
     c->seq = ev->seq + 1;
     /* User space names a connection after its first record's thread (and by its process's name
-     * from /proc first of all), and the helper cost ~0.4 us a record: bench.kernel_programs on
-     * nginx, 5,934 -> 5,310 ns of program time per request without it. */
+     * from /proc first of all), and the helper is not free: with it removed outright,
+     * bench.kernel_programs on nginx went from 5,934 to 5,310 ns of program time per request. */
     if (!c->named) {
         bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
         c->named = 1;
@@ -375,23 +375,31 @@ static __always_inline struct bw_stash *stash_slot(struct bw_conn_key *key) {
     return stash.lookup(key);
 }
 
-/* Keep a small, whole request until its response starts; 1 when kept. */
-static __always_inline int stash_request(struct bw_conn_key *key, struct bw_conn *c,
-                                         const struct bw_io_args *a, __u64 ret, __u64 now) {
-    if (a->vectored || ret > BW_STASH_MAX)
-        return 0;
+/* Whether a request can wait in the stash: one whole buffer that fits the slot and the budget. */
+static __always_inline int stashable(const struct bw_io_args *a, long ret,
+                                     const struct bw_config *cfg) {
+    return !a->vectored && ret <= BW_STASH_MAX && ret <= cfg->capture_bytes;
+}
+
+/* The connection's stash slot with this call's bytes read into it, or 0. */
+static __always_inline struct bw_stash *read_into_stash(struct bw_conn_key *key,
+                                                        const struct bw_io_args *a, long ret) {
     struct bw_stash *st = stash_slot(key);
     if (!st)
         return 0;
     __u64 len = ret;
     asm volatile("" : "+r"(len));
-    if (len > BW_STASH_MAX)
+    if (len > BW_STASH_MAX || bpf_probe_read_user(st->data, len, (void *)a->buf))
         return 0;
-    if (bpf_probe_read_user(st->data, len, (void *)a->buf))
-        return 0;
+    return st;
+}
+
+/* The request just read into `st` waits there until its response starts. */
+static __always_inline void keep_request(struct bw_stash *st, struct bw_conn *c, __u8 dir,
+                                         long ret, __u64 now) {
     st->ts_ns = now;
-    st->len = (__u32)len;
-    if (a->direction == BW_INGRESS) {
+    st->len = (__u32)ret;
+    if (dir == BW_INGRESS) {
         st->other_bytes = c->out_bytes;
         st->other_last_ns = c->out_last_ns;
     } else {
@@ -401,7 +409,6 @@ static __always_inline int stash_request(struct bw_conn_key *key, struct bw_conn
     st->seq = c->seq;
     c->seq = st->seq + 1;
     c->stashed = 1;
-    return 1;
 }
 
 /* The connection ends: its stashed request and a CLOSE record leave, its state goes. */
@@ -447,6 +454,31 @@ static __always_inline int port_allowed(struct bw_config *cfg, struct bw_conn *c
     return port == 0 || filter_ports.lookup(&port) != 0;
 }
 
+/* Count a read or write into its direction's totals and capture budget (a message start renews
+ * the budget); returns how many of its bytes the budget lets through. */
+static __always_inline __u32 account(struct bw_conn *c, const struct bw_io_args *a, long ret,
+                                     __u64 now, int start, const struct bw_config *cfg) {
+    __u32 *budget;
+    if (a->direction == BW_INGRESS) {
+        __sync_fetch_and_add(&c->in_bytes, ret);
+        c->in_last_ns = now;
+        budget = &c->in_budget;
+    } else {
+        __sync_fetch_and_add(&c->out_bytes, ret);
+        c->out_last_ns = now;
+        budget = &c->out_budget;
+    }
+    if (start)
+        *budget = cfg->capture_bytes;
+    __u32 want = ret < *budget ? (__u32)ret : *budget;
+    if (want) {
+        *budget -= want;
+        if (*budget == 0 && (__u32)ret > want)
+            count(BW_COUNTER_TRUNCATED);
+    }
+    return want;
+}
+
 /* Fill in and send the record of a read or write whose first `got` payload bytes are in data[]
  * from `base` on, after the stashed request `st` it answers (none: a DATA record). */
 static __always_inline void send_message(struct bw_scratch *s, const struct bw_io_args *a,
@@ -480,30 +512,14 @@ static __always_inline int on_tracked_data(struct bw_io_args *a, long ret, struc
                                            struct bw_conn_key *key, struct bw_conn *c,
                                            __u64 now) {
     __u8 asks = a->direction == request_direction(c);
-    __u32 *budget = a->direction == BW_INGRESS ? &c->in_budget : &c->out_budget;
-    __u64 *bytes = a->direction == BW_INGRESS ? &c->in_bytes : &c->out_bytes;
-    __u64 *last_ns = a->direction == BW_INGRESS ? &c->in_last_ns : &c->out_last_ns;
-
-    if (asks && !a->vectored && !c->stashed && ret <= BW_STASH_MAX && ret <= cfg->capture_bytes) {
-        struct bw_stash *st = stash_slot(key);
+    if (asks && !c->stashed && stashable(a, ret, cfg)) {
+        struct bw_stash *st = read_into_stash(key, a, ret);
         if (!st)
             return 0;
-        __u64 len = ret;
-        asm volatile("" : "+r"(len));
-        if (len > BW_STASH_MAX || bpf_probe_read_user(st->data, len, (void *)a->buf))
-            return 0;
-        if (http_start(st->data, len < BW_PEEK ? (__u32)len : BW_PEEK) != 1)
+        if (http_start(st->data, ret < BW_PEEK ? (__u32)ret : BW_PEEK) != 1)
             return 0; /* a request body: on_data sends it as data */
-        __sync_fetch_and_add(bytes, ret);
-        *last_ns = now;
-        *budget = cfg->capture_bytes - (__u32)ret;
-        st->ts_ns = now;
-        st->len = (__u32)len;
-        st->other_bytes = a->direction == BW_INGRESS ? c->out_bytes : c->in_bytes;
-        st->other_last_ns = a->direction == BW_INGRESS ? c->out_last_ns : c->in_last_ns;
-        st->seq = c->seq;
-        c->seq = st->seq + 1;
-        c->stashed = 1;
+        account(c, a, ret, now, 1, cfg);
+        keep_request(st, c, a->direction, ret, now);
         return 1;
     }
 
@@ -523,7 +539,7 @@ static __always_inline int on_tracked_data(struct bw_io_args *a, long ret, struc
     }
     __u64 room = BW_DATA_MAX - base;
     __u64 guess = (__u64)ret < room ? (__u64)ret : room;
-    if (*budget < guess)
+    if ((a->direction == BW_INGRESS ? c->in_budget : c->out_budget) < guess)
         return 0;
     __u32 got = copy_payload(s, a, base, guess);
     if (got == 0)
@@ -533,17 +549,10 @@ static __always_inline int on_tracked_data(struct bw_io_args *a, long ret, struc
     int answers = st && start == 2 && !asks;
     if (st && !answers)
         return 0; /* the stashed request must leave first, by itself */
-    if (start == 1 && asks && !a->vectored && ret <= BW_STASH_MAX && ret <= cfg->capture_bytes)
+    if (start == 1 && asks && stashable(a, ret, cfg))
         return 0; /* a request to stash, which the branch above could not */
 
-    __sync_fetch_and_add(bytes, ret);
-    *last_ns = now;
-    if (start)
-        *budget = cfg->capture_bytes;
-    __u32 want = ret < *budget ? (__u32)ret : *budget;
-    *budget -= want;
-    if (*budget == 0 && (__u32)ret > want)
-        count(BW_COUNTER_TRUNCATED);
+    __u32 want = account(c, a, ret, now, start, cfg);
     if (got > want)
         got = want;
     if (st) /* it answers st: any other case has gone to on_data */
@@ -613,19 +622,7 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     if (c->stashed && !answers)
         flush_stash(&key, c);
 
-    __u32 *budget;
-    if (a->direction == BW_INGRESS) {
-        __sync_fetch_and_add(&c->in_bytes, ret);
-        c->in_last_ns = now;
-        budget = &c->in_budget;
-    } else {
-        __sync_fetch_and_add(&c->out_bytes, ret);
-        c->out_last_ns = now;
-        budget = &c->out_budget;
-    }
-    if (start)
-        *budget = cfg->capture_bytes;
-    __u32 want = ret < *budget ? (__u32)ret : *budget;
+    __u32 want = account(c, a, ret, now, start, cfg);
     if (want == 0) {
         if (a->direction == BW_EGRESS && !a->vectored && ret >= 8) {
             __u64 tail = 0;
@@ -634,13 +631,14 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
         }
         return 0;
     }
-    *budget -= want;
-    if (*budget == 0 && (__u32)ret > want)
-        count(BW_COUNTER_TRUNCATED);
 
-    if (start == 1 && !answers && a->direction == request_direction(c) && want == ret &&
-        stash_request(&key, c, a, ret, now))
-        return 0;
+    if (start == 1 && !answers && a->direction == request_direction(c) && stashable(a, ret, cfg)) {
+        struct bw_stash *kept = read_into_stash(&key, a, ret);
+        if (kept) {
+            keep_request(kept, c, a->direction, ret, now);
+            return 0;
+        }
+    }
 
     struct bw_scratch *s = scratch.lookup(&zero);
     if (!s)
