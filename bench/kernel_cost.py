@@ -119,7 +119,7 @@ def probe_drained(
         def drain() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
             while not stop.wait(DRAIN_EVERY_S):
-                drained.records += len(probe.consume())
+                drained.records += probe.discard()
 
         reader = threading.Thread(target=drain, daemon=True)
         reader.start()
@@ -128,7 +128,7 @@ def probe_drained(
         finally:
             stop.set()
             reader.join()
-            drained.records += len(probe.consume())
+            drained.records += probe.discard()
             counters = probe.counters()
             drained.lost = counters.get(Counter.LOST, 0)
             drained.spilled = counters.get(Counter.SPILLED, 0)

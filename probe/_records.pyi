@@ -1,5 +1,6 @@
 """probe/_records.c: probe.abi.decode_records in C."""
 
+import mmap
 from enum import IntEnum
 
 from probe.abi import Record
@@ -16,3 +17,4 @@ def configure(
     /,
 ) -> None: ...
 def decode_records(raw: bytes, /) -> tuple[Record, ...]: ...
+def drain(data: mmap.mmap, consumer: mmap.mmap, mask: int, /) -> tuple[list[Record], int]: ...

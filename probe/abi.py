@@ -6,9 +6,11 @@ through the ctypes mirrors of ``probe.kernel_structs``, which must agree with it
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Callable
 from enum import IntEnum, IntFlag
+from types import ModuleType
 from typing import Final, NamedTuple
 
 from probe.errors import ProbeAbiMismatch
@@ -232,11 +234,12 @@ def _by_value(members: type[IntEnum]) -> tuple[IntEnum | None, ...]:
     return tuple(by_value)
 
 
-def _load_decoder() -> Callable[[bytes], tuple[Record, ...]]:
+def _load_extension() -> ModuleType | None:
+    """probe/_records.c, configured, where the extension was built."""
     try:
         from probe import _records
     except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
-        return decode_records_in_python
+        return None
     if (_records.HEADER_SIZE, _records.DATA_MAX) != (HEADER_SIZE, DATA_MAX):
         raise RuntimeError(
             f"probe/_records.c was built against another bpf/http_event.h (header "
@@ -245,10 +248,38 @@ def _load_decoder() -> Callable[[bytes], tuple[Record, ...]]:
     _records.configure(
         Record, _by_value(RecordKind), _by_value(StreamDirection), _by_value(Role), ProbeAbiMismatch
     )
-    return _records.decode_records
+    return _records
 
 
-decode_records: Final = _load_decoder()
+_EXTENSION: Final = _load_extension()
+decode_records: Final[Callable[[bytes], tuple[Record, ...]]] = (
+    _EXTENSION.decode_records if _EXTENSION is not None else decode_records_in_python
+)
+# (ring data map, consumer page map, data size - 1) -> (records, undecodable): a memory-mapped
+# ring buffer drained and decoded in one pass (probe.ringbuf.MappedRingBuffer.drain_records).
+drain_decoded: Final[Callable[[mmap.mmap, mmap.mmap, int], tuple[list[Record], int]] | None] = (
+    _EXTENSION.drain if _EXTENSION is not None else None
+)
+
+
+class RecordBatch(NamedTuple):
+    """What one read of the ring buffers brought: its records in order (a PAIR as two), and how
+    many ring-buffer records could not be decoded (counted and skipped)."""
+
+    records: list[Record]
+    undecodable: int
+
+
+def decode_batch(raw: list[bytes]) -> RecordBatch:
+    """``decode_records`` over a batch of ring-buffer records, skipping those that are not."""
+    records: list[Record] = []
+    undecodable = 0
+    for blob in raw:
+        try:
+            records += decode_records(blob)
+        except ProbeAbiMismatch:
+            undecodable += 1
+    return RecordBatch(records, undecodable)
 
 
 def decode(raw: bytes) -> Record:

@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from probe import procfs
-from probe.abi import COMM_LEN, COUNTER_COUNT, Counter
+from probe.abi import COMM_LEN, COUNTER_COUNT, Counter, RecordBatch, decode_batch
 from probe.conn import ConnTotals
 from probe.errors import ProbeUnavailable
 from probe.kernel_structs import CCommKey, CConfig, CConn, CConnKey
@@ -303,29 +303,40 @@ class LoadedProbe:
             return None
         return self._rings[0].map_fd, self._rings[0].data_size
 
-    def poll(self, timeout_s: float) -> list[bytes]:
+    def poll(self, timeout_s: float) -> RecordBatch:
         """The records waiting in the ring buffers, waiting at most ``timeout_s`` for one."""
         if self._rings:
             self._rings[0].wait(timeout_s)
             return self._drain()
         self._bpf.ring_buffer_poll(int(timeout_s * 1000))
-        return self._take()
+        return decode_batch(self._take())
 
-    def consume(self) -> list[bytes]:
+    def consume(self) -> RecordBatch:
         """The records waiting in the ring buffers, without waiting."""
         if self._rings:
             return self._drain()
         self._bpf.ring_buffer_consume()
-        return self._take()
+        return decode_batch(self._take())
 
-    def _drain(self) -> list[bytes]:
+    def discard(self) -> int:
+        """Drop the records waiting in the ring buffers, undecoded; how many there were. For
+        benchmarks that measure the kernel side without an agent's work."""
+        if self._rings:
+            return sum(len(ring.drain()) for ring in self._rings)
+        self._bpf.ring_buffer_consume()
+        return len(self._take())
+
+    def _drain(self) -> RecordBatch:
         """Both rings: a record refused by the main ring is in the spill ring, and the records
         of its connection that follow it are in the main ring (user space resequences)."""
         main, spill = self._rings
-        spilled = spill.drain()
-        if spilled:
-            return spilled + main.drain()
-        return main.drain()
+        spilled = spill.drain_records()
+        if spilled.records or spilled.undecodable:
+            batch = main.drain_records()
+            return RecordBatch(
+                spilled.records + batch.records, spilled.undecodable + batch.undecodable
+            )
+        return main.drain_records()
 
     def _take(self) -> list[bytes]:
         batch = list(self._batch)

@@ -19,6 +19,8 @@ import select
 import struct
 from typing import Final
 
+from probe.abi import RecordBatch, decode_batch, drain_decoded
+
 BUSY: Final = 1 << 31
 DISCARD: Final = 1 << 30
 HEADER: Final = 8
@@ -49,13 +51,15 @@ class MappedRingBuffer:
         self._data = mmap.mmap(
             map_fd, page + 2 * data_size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page
         )
-        self._epoll = select.epoll()
-        self._epoll.register(map_fd, select.EPOLLIN)
+        self._epoll: select.epoll | None = None  # made on the first wait
 
     def wait(self, timeout_s: float) -> None:
         """Block until the kernel signals new records or the timeout passes."""
         if self._pending():
             return
+        if self._epoll is None:
+            self._epoll = select.epoll()
+            self._epoll.register(self.map_fd, select.EPOLLIN)
         self._epoll.poll(timeout_s)
 
     def _pending(self) -> bool:
@@ -81,7 +85,16 @@ class MappedRingBuffer:
         _U64.pack_into(self._consumer, 0, consumer)
         return out
 
+    def drain_records(self) -> RecordBatch:
+        """Every complete record now in the buffer, decoded: what ``drain`` and
+        ``probe.abi.decode_records`` give, in one pass in C where the extension was built."""
+        if drain_decoded is not None:
+            records, undecodable = drain_decoded(self._data, self._consumer, self._mask)
+            return RecordBatch(records, undecodable)
+        return decode_batch(self.drain())
+
     def close(self) -> None:
-        self._epoll.close()
+        if self._epoll is not None:
+            self._epoll.close()
         self._data.close()
         self._consumer.close()

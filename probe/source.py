@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from probe import jsonl, procfs
-from probe.abi import TLS_FD, TLS_FD_MASK, TLS_SSL, Counter, Record, Role, decode_records
+from probe.abi import TLS_FD, TLS_FD_MASK, TLS_SSL, Counter, Record, Role
 from probe.conn import ConnectionTracker, ObservedExchange, TrackerLimits
-from probe.errors import ProbeAbiMismatch
 from probe.exchanges import ExchangeBuilder, ResponseJudge, RouteTemplater, WallClock
 from probe.loader import LoadedProbe, ProbeConfig
 from probe.model import HttpExchange
@@ -176,21 +175,16 @@ class LiveProbeSource:
         since_last = time.monotonic() - self._last_poll
         if since_last < BATCH_INTERVAL_S:
             time.sleep(min(timeout_s, BATCH_INTERVAL_S - since_last))
-            raw = self._probe.consume()
+            batch = self._probe.consume()
         else:
-            raw = self._probe.poll(timeout_s)
+            batch = self._probe.poll(timeout_s)
         self._last_poll = time.monotonic()
+        self._abi_errors += batch.undecodable
         observed: list[ObservedExchange] = []
-        for blob in raw:
-            try:
-                records = decode_records(blob)
-            except ProbeAbiMismatch:
-                self._abi_errors += 1
-                continue
-            for record in records:
-                if record.local_port == 0 and record.role is Role.SERVER:
-                    record = self._with_local_port(record)  # noqa: PLW2901
-                observed += self._tracker.feed(record)
+        for record in batch.records:
+            if record.local_port == 0 and record.role is Role.SERVER:
+                record = self._with_local_port(record)  # noqa: PLW2901
+            observed += self._tracker.feed(record)
         observed += self._tracker.end_batch()
         now = self._now()
         if now >= self._next_settle:

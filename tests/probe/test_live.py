@@ -340,7 +340,7 @@ def kernel_version() -> tuple[int, int]:
 def test_either_way_of_seeing_syscall_exits_carries_each_request_and_its_response(
     python_server: RunningServer, task_btf: bool
 ) -> None:
-    from probe.abi import Record, StreamDirection, decode_records
+    from probe.abi import Record, StreamDirection
     from probe.loader import PORTABLE_EXITS, TRACEPOINT_EXITS, LoadedProbe, ProbeConfig
 
     path = f"/users/{unique_id()}"
@@ -355,8 +355,7 @@ def test_either_way_of_seeing_syscall_exits_carries_each_request_and_its_respons
         records: list[Record] = []
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and len(records) < 6:
-            for blob in probe.poll(0.1):
-                records += [r for r in decode_records(blob) if r.tgid == python_server.pid]
+            records += [r for r in probe.poll(0.1).records if r.tgid == python_server.pid]
     requests = [r for r in records if r.data.startswith(f"GET {path} ".encode())]
     responses = [r for r in records if r.data.startswith(b"HTTP/1.")]
     assert len(requests) == 3 and len(responses) == 3
@@ -370,7 +369,7 @@ def test_records_sent_through_the_spill_ring_are_put_back_in_order(
 ) -> None:
     """The spill ring only takes what the main ring refuses, which is rare; this probe build
     sends every third record of a connection there, so the resequencing runs for real."""
-    from probe.abi import Counter, decode_records
+    from probe.abi import Counter
     from probe.conn import ConnectionTracker, ObservedExchange
     from probe.loader import LoadedProbe, ProbeConfig
 
@@ -383,9 +382,8 @@ def test_records_sent_through_the_spill_ring_are_put_back_in_order(
             statuses = [client.get(server.url(path)).status_code for path in paths]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and len(seen) < len(paths):
-            for blob in probe.poll(0.05):
-                for record in decode_records(blob):
-                    seen += tracker.feed(record)
+            for record in probe.poll(0.05).records:
+                seen += tracker.feed(record)
             seen += tracker.end_batch()
         counters = probe.counters()
     assert [(e.request.head.target, e.response and e.response.head.status) for e in seen] == list(

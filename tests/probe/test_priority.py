@@ -2,30 +2,28 @@
 it grows, and idle again once it has stayed small.
 
 The guard reads the two positions at the start of the ring's first two pages, so a memfd laid
-out the same way stands in for the kernel's ring: the tests move the positions by hand.
+out the same way (tests/probe/fake_ring.py) stands in for the kernel's ring: the tests move the
+positions by hand.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import resource
-import struct
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import ModuleType
 
 import pytest
 
 from probe import priority
 from tests.ci import built_extension, skip_or_fail
+from tests.probe.fake_ring import FakeRing, fake_ring
 
-PAGE = mmap.PAGESIZE
 HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS = 100_000, 10_000, 10, 2, 60, 50
 SCHED_IDLE, SCHED_OTHER = os.SCHED_IDLE, os.SCHED_OTHER
 
@@ -36,19 +34,6 @@ def guard() -> ModuleType:
     if os.geteuid() != 0:
         skip_or_fail("leaving SCHED_IDLE for a nice value needs CAP_SYS_NICE: run as root")
     return _priority
-
-
-@dataclass
-class FakeRing:
-    positions: mmap.mmap
-    fd: int
-
-    def backlog(self, unread: int) -> None:
-        consumer = struct.unpack_from("Q", self.positions, 0)[0]
-        struct.pack_into("Q", self.positions, PAGE, consumer + unread)
-
-    def drained(self) -> None:
-        struct.pack_into("Q", self.positions, 0, struct.unpack_from("Q", self.positions, PAGE)[0])
 
 
 @contextmanager
@@ -73,14 +58,8 @@ def reader_thread() -> Iterator[int]:
 
 @pytest.fixture
 def ring() -> Iterator[FakeRing]:
-    fd = os.memfd_create("fake-ring")
-    os.ftruncate(fd, 2 * PAGE)
-    positions = mmap.mmap(fd, 2 * PAGE)
-    try:
-        yield FakeRing(positions, fd)
-    finally:
-        positions.close()
-        os.close(fd)
+    with fake_ring() as fake:
+        yield fake
 
 
 @contextmanager

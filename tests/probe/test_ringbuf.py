@@ -1,0 +1,125 @@
+"""probe.ringbuf: a ring buffer read from its memory map, records decoded as they are read.
+
+``drain_records`` (C, probe/_records.c) must give exactly what ``drain`` and
+``probe.abi.decode_records_in_python`` give together, and consume exactly as much.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from probe import abi
+from probe.abi import Record, RecordBatch, RecordKind, Role, StreamDirection
+from probe.errors import ProbeAbiMismatch
+from probe.ringbuf import BUSY, DISCARD, HEADER
+from tests.ci import built_extension
+from tests.probe.fake_ring import PAGE, FakeRing, fake_ring
+
+DATA_SIZE = 4 * PAGE  # the smallest ring the fake needs: records here are under a page
+
+
+@pytest.fixture(scope="module", autouse=True)
+def drained_in_c() -> None:
+    built_extension("probe._records")
+    assert abi.drain_decoded is not None
+
+
+@pytest.fixture
+def ring() -> Iterator[FakeRing]:
+    with fake_ring(DATA_SIZE) as fake:
+        yield fake
+
+
+def a_record(seq: int, data: bytes = b"GET / HTTP/1.1\r\n\r\n") -> Record:
+    return Record(RecordKind.DATA, StreamDirection.INGRESS, Role.SERVER, 1, 42, 42, 7, 5,
+                  1_000 + seq, len(data), 1_000 + seq, 0, 0, len(data), 8080, 50000, seq,
+                  "nginx" if seq == 0 else "", data)  # fmt: skip
+
+
+def in_python(blobs: list[bytes]) -> RecordBatch:
+    records: list[Record] = []
+    undecodable = 0
+    for blob in blobs:
+        try:
+            records += abi.decode_records_in_python(blob)
+        except ProbeAbiMismatch:
+            undecodable += 1
+    return RecordBatch(records, undecodable)
+
+
+def test_records_come_out_decoded_in_order_and_the_ring_is_consumed_to_the_producer(
+    ring: FakeRing,
+) -> None:
+    response = a_record(1, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    pair = abi.encode(response._replace(direction=StreamDirection.EGRESS), request=a_record(0))
+    ring.put(pair)
+    ring.put(abi.encode(a_record(2)))
+    batch = ring.reader().drain_records()
+    assert batch == in_python([pair, abi.encode(a_record(2))])
+    assert [r.seq for r in batch.records] == [0, 1, 2] and batch.undecodable == 0
+    assert ring.consumer == ring.producer
+
+
+def test_a_record_still_being_written_and_all_after_it_wait_for_the_next_drain(
+    ring: FakeRing,
+) -> None:
+    reader = ring.reader()
+    ring.put(abi.encode(a_record(0)))
+    busy_at = ring.producer
+    ring.put(abi.encode(a_record(1)), flags=BUSY)
+    ring.put(abi.encode(a_record(2)))
+    assert [r.seq for r in reader.drain_records().records] == [0]
+    assert ring.consumer == busy_at
+    at = 2 * PAGE + busy_at  # the kernel commits the record: its BUSY bit clears
+    struct.pack_into("I", ring.pages, at, struct.unpack_from("I", ring.pages, at)[0] & ~BUSY)
+    assert [r.seq for r in reader.drain_records().records] == [1, 2]
+
+
+def test_discarded_records_are_skipped_and_bytes_that_are_no_record_are_counted(
+    ring: FakeRing,
+) -> None:
+    ring.put(abi.encode(a_record(0)), flags=DISCARD)
+    ring.put(b"\xff" * 40)
+    ring.put(abi.encode(a_record(1)))
+    batch = ring.reader().drain_records()
+    assert [r.seq for r in batch.records] == [1]
+    assert batch.undecodable == 1
+    assert ring.consumer == ring.producer
+
+
+def test_a_record_that_wraps_around_the_end_of_the_ring_is_read_whole(ring: FakeRing) -> None:
+    reader = ring.reader()
+    filler = abi.encode(a_record(0, b"x" * 900))
+    while DATA_SIZE - (ring.producer % DATA_SIZE) > 600:
+        ring.put(filler)
+        reader.drain_records()
+    wrapping = abi.encode(a_record(1, b"y" * 900))
+    assert ring.producer % DATA_SIZE + HEADER + len(wrapping) > DATA_SIZE, "it would not wrap"
+    ring.put(wrapping)
+    assert reader.drain_records().records == [a_record(1, b"y" * 900)]
+    assert ring.consumer == ring.producer
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=12), st.lists(st.integers(0, 2), max_size=12))
+def test_any_bytes_in_the_ring_give_what_drain_and_the_python_decoder_give(
+    blobs: list[bytes], kinds: list[int]
+) -> None:
+    """Valid records, random bytes and records cut short, through both readers of two rings
+    holding the same bytes."""
+    valid = [abi.encode(a_record(i)) for i in range(len(kinds))]
+    mixed = [
+        v if kind == 0 else v[: len(v) // 2] if kind == 1 else blob
+        for v, kind, blob in zip(valid, kinds, blobs + [b""] * len(kinds), strict=False)
+    ] + blobs
+    with fake_ring(DATA_SIZE) as in_c, fake_ring(DATA_SIZE) as reference:
+        for blob in mixed:
+            in_c.put(blob)
+            reference.put(blob)
+        assert in_c.reader().drain_records() == in_python(reference.reader().drain())
+        assert in_c.consumer == reference.consumer == in_c.producer
