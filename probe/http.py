@@ -101,21 +101,36 @@ _HEADER_NAME = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _HEADER_LINE: Final = re.compile(rf"({_HEADER_NAME}):[ \t]*([^\r\n]*?)[ \t]*\r\n")
 
 
+class _Undecided:
+    """What probe/_head.c's start_message answers where the Python reference must decide."""
+
+
+_UNDECIDED: Final = _Undecided()
+# probe/_head.c's start_message: start_in_python's answer, or _UNDECIDED.
+StartInC = Callable[
+    [bytes, int, int, int, Callable[[], str | None] | None],
+    HttpMessage | tuple[MessageHead, int] | _Undecided | None,
+]
+
+
 def _load_head_extension() -> tuple[
-    Callable[[bytes, int], MessageHead | None] | None, Callable[[str], int] | None
+    Callable[[bytes, int], MessageHead | None] | None,
+    Callable[[str], int] | None,
+    StartInC | None,
 ]:
-    """probe/_head.c's split_head and header_framing, where the extension was built."""
+    """probe/_head.c's split_head, header_framing and start_message, where it was built."""
     try:
         from probe import _head
     except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
-        return None, None
-    _head.configure(MessageHead)
-    return _head.split_head, _head.header_framing
+        return None, None, None
+    _head.configure(MessageHead, HttpMessage, _UNDECIDED)
+    return _head.split_head, _head.header_framing, _head.start_message
 
 
 _HEAD_EXTENSION: Final = _load_head_extension()
 _split_head: Final = _HEAD_EXTENSION[0]
 _header_framing: Final = _HEAD_EXTENSION[1]
+_start_in_c: Final = _HEAD_EXTENSION[2]
 
 
 def parse_head(raw: bytes, end: int = -1) -> MessageHead:
@@ -203,6 +218,66 @@ def header_framing_in_python(block_lower: str) -> int:
     except ValueError:
         return _BAD_LENGTH
     return length if length >= 0 else _BAD_LENGTH
+
+
+def framing_of(head: MessageHead, response_to: Callable[[], str | None] | None) -> int:
+    """How the body of ``head`` ends: its length (0 for none), CHUNKED, UNTIL_CLOSE or
+    BAD_LENGTH. ``response_to`` names the method a response answers (HEAD's have no body)."""
+    status = head.status
+    if not head.is_request:
+        if 100 <= status < 200 or status in (204, 304):
+            return 0
+        method = response_to() if response_to is not None else None
+        if method == "HEAD" or (method == "CONNECT" and 200 <= status < 300):
+            return 0
+    framing = _header_framing(head.block_lower) if _header_framing is not None else _ASK
+    if framing == _ASK:
+        framing = header_framing_in_python(head.block_lower)
+    if framing == _NO_LENGTH:
+        return 0 if head.is_request else _UNTIL_CLOSE
+    return framing
+
+
+def start_message(
+    data: bytes,
+    length: int,
+    ts_ns: int,
+    body_limit: int,
+    response_to: Callable[[], str | None] | None,
+) -> HttpMessage | tuple[MessageHead, int] | None:
+    """The bytes of a syscall that starts a message (``data``, the captured prefix of its
+    ``length``), taken in one step: the whole message when the syscall carried all of it (its
+    body perhaps cut by the capture), else the head and how its body ends. None when the head
+    is not all here or is not HTTP."""
+    if _start_in_c is not None:
+        found = _start_in_c(data, length, ts_ns, body_limit, response_to)
+        if not isinstance(found, _Undecided):
+            return found
+    return start_in_python(data, length, ts_ns, body_limit, response_to)
+
+
+def start_in_python(
+    data: bytes,
+    length: int,
+    ts_ns: int,
+    body_limit: int,
+    response_to: Callable[[], str | None] | None,
+) -> HttpMessage | tuple[MessageHead, int] | None:
+    """``start_message`` without the extension: the reference probe/_head.c's is tested
+    against."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    try:
+        head = parse_head(data, end)
+    except ParseError:
+        return None
+    framing = framing_of(head, response_to)
+    size = head.size
+    if framing >= 0 and size + framing == length:
+        body = data[size : size + body_limit]
+        return _new(HttpMessage, (head, ts_ns, ts_ns, length, body, framing > len(body), True))
+    return head, framing
 
 
 class _State(Enum):
@@ -479,7 +554,7 @@ class StreamParser:
                     self._garbage(n - i)
                     return
                 self._line.clear()
-                self._begin_body(head, self._framing(head), ts_ns, out)
+                self._begin_body(head, framing_of(head, self._response_to), ts_ns, out)
                 continue
             if state is _State.LENGTH:
                 take = min(self._remaining, n - i)
@@ -551,22 +626,6 @@ class StreamParser:
             self._finish(ts_ns, out)
         return i + nl + 1
 
-    def _framing(self, head: MessageHead) -> int:
-        """How the body ends: its length (0 for none), CHUNKED, UNTIL_CLOSE, or BAD_LENGTH."""
-        status = head.status
-        if not head.is_request:
-            if 100 <= status < 200 or status in (204, 304):
-                return 0
-            method = self._response_to() if self._response_to is not None else None
-            if method == "HEAD" or (method == "CONNECT" and 200 <= status < 300):
-                return 0
-        framing = _header_framing(head.block_lower) if _header_framing is not None else _ASK
-        if framing == _ASK:
-            framing = header_framing_in_python(head.block_lower)
-        if framing == _NO_LENGTH:
-            return 0 if head.is_request else _UNTIL_CLOSE
-        return framing
-
     def _begin_body(
         self, head: MessageHead, framing: int, ts_ns: int, out: list[HttpMessage]
     ) -> None:
@@ -589,25 +648,20 @@ class StreamParser:
     def _start(self, data: bytes, length: int, ts_ns: int) -> list[HttpMessage] | None:
         """A syscall that starts a message with its whole head, parsed once.
 
-        The common case, one complete message, is done in one step. Otherwise the body goes on
-        past this syscall (sent with sendfile, say, or in writes of its own) and is placed from
-        here, without parsing the head a second time on the general path. None when the head
-        is not all here or is not HTTP: the general path then collects or rejects it.
+        The common case, a whole message, is done in one step (``start_message``). Otherwise
+        the body goes on past this syscall (sent with sendfile, say, or in writes of its own)
+        and is placed from here, without parsing the head a second time on the general path.
+        None when the head is not all here or is not HTTP: the general path then collects or
+        rejects it.
         """
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
+        found = start_message(data, length, ts_ns, self._body_limit, self._response_to)
+        if found is None:
             return None
-        try:
-            head = parse_head(data, end)
-        except ParseError:
-            return None
-        framing = self._framing(head)
-        size = head.size
-        if framing >= 0 and size + framing == len(data) == length:
+        if isinstance(found, HttpMessage):
             self.pos += length
-            body = data[size : size + self._body_limit]
-            cut = framing > len(body)
-            return [_new(HttpMessage, (head, ts_ns, ts_ns, length, body, cut, True))]
+            return [found]
+        head, framing = found
+        size = head.size
         if framing == _BAD_LENGTH:
             return None
         out: list[HttpMessage] = []

@@ -244,3 +244,123 @@ def test_header_framing_never_disagrees_with_python(
     framing = header_framing(block)
     if framing != ASK:
         assert framing == http.header_framing_in_python(block)
+
+
+# --- start_message: a syscall that starts a message, taken in one step -----------------------
+
+StartMessage = Callable[[bytes, int, int, int, Callable[[], str | None] | None], object]
+BODY_LIMIT = 16
+
+
+@pytest.fixture(scope="module")
+def start_in_c() -> StartMessage:
+    start: StartMessage = built_extension("probe._head").start_message
+    return start
+
+
+def answering(method: str | None) -> Callable[[], str | None]:
+    return lambda: method
+
+
+def in_python(
+    data: bytes, length: int, limit: int = BODY_LIMIT, method: str | None = "GET"
+) -> object:
+    return http.start_in_python(data, length, 7, limit, answering(method))
+
+
+def typed(answer: object) -> object:
+    """The answer with the type of every field, so that True and 1 differ."""
+    if isinstance(answer, tuple):
+        return type(answer), tuple(typed(field) for field in answer)
+    return type(answer), answer
+
+
+@pytest.mark.parametrize(
+    ("data", "length", "method", "shape"),
+    [
+        (NGINX_RESPONSE, len(NGINX_RESPONSE), "GET", "whole"),
+        (NGINX_RESPONSE[:-4], len(NGINX_RESPONSE), "GET", "whole"),  # the capture cut the body
+        (NGINX_RESPONSE, len(NGINX_RESPONSE) + 5, "GET", "head"),  # more follows in the write
+        (NGINX_RESPONSE[:-11], len(NGINX_RESPONSE) - 11, "GET", "head"),  # body sent apart
+        (NGINX_RESPONSE[:-11], len(NGINX_RESPONSE) - 11, "HEAD", "whole"),
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", 46, None, "whole"),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc", 41, "GET", "head"),  # until close
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc", 53, "GET", "head"),
+        (b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 28, None, "whole"),
+        (b"POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 41, None, "whole"),
+        (b"GET /x HTTP/1.1\r\nHost: a\r\n", 26, None, "none"),  # no blank line yet
+    ],
+)
+def test_ordinary_message_starts_are_decided_in_c_exactly_as_in_python(
+    start_in_c: StartMessage, data: bytes, length: int, method: str | None, shape: str
+) -> None:
+    answer = start_in_c(data, length, 7, BODY_LIMIT, answering(method))
+    assert typed(answer) == typed(in_python(data, length, method=method))
+    kind = {http.HttpMessage: "whole", tuple: "head", type(None): "none"}[type(answer)]
+    assert kind == shape
+
+
+def test_a_whole_message_keeps_its_body_up_to_the_limit_and_says_when_it_was_cut(
+    start_in_c: StartMessage,
+) -> None:
+    message = start_in_c(NGINX_RESPONSE[:-4], len(NGINX_RESPONSE), 7, 5, None)
+    assert isinstance(message, http.HttpMessage)
+    assert (message.body, message.body_truncated) == (b'{"ok"', True)
+    assert (message.start_ns, message.end_ns, message.size) == (7, 7, len(NGINX_RESPONSE))
+
+
+def test_what_the_extension_cannot_read_is_left_to_python(start_in_c: StartMessage) -> None:
+    odd_length = b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok"
+    assert start_in_c(odd_length, len(odd_length), 7, BODY_LIMIT, None) is http._UNDECIDED
+    assert http.start_message(odd_length, len(odd_length), 7, BODY_LIMIT, None) == in_python(
+        odd_length, len(odd_length), method=None
+    )
+
+
+def test_an_error_in_naming_the_answered_method_is_not_swallowed(
+    start_in_c: StartMessage,
+) -> None:
+    def broken() -> str | None:
+        raise LookupError("no request")
+
+    with pytest.raises(LookupError):
+        start_in_c(NGINX_RESPONSE, len(NGINX_RESPONSE), 7, BODY_LIMIT, broken)
+
+
+message_starts = st.builds(
+    lambda start, block, body: start + block + b"\r\n" + body,
+    st.sampled_from(
+        [
+            b"HTTP/1.1 200 OK",
+            b"HTTP/1.0 304 Not Modified",
+            b"HTTP/1.1 101 Switching",
+            b"HTTP/1.1 204 x",
+            b"GET /a HTTP/1.1",
+            b"HEAD /b?c HTTP/1.0",
+            b"BREW /pot HTTP/1.1",
+            b"HTTP/1.1 2000 OK",
+            b"GET  HTTP/1.1",
+        ]
+    ),
+    framing_blocks.map(lambda block: block.encode("latin-1")),
+    st.binary(max_size=40),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(message_starts, st.binary(max_size=80)),
+    st.tuples(st.integers(0, 60), st.integers(-20, 20), st.integers(0, 40)),
+    st.sampled_from([None, "GET", "HEAD", "CONNECT"]),
+)
+def test_any_bytes_are_decided_in_c_as_in_python_or_left_to_it(
+    start_in_c: StartMessage, raw: bytes, sizes: tuple[int, int, int], method: str | None
+) -> None:
+    """``raw`` captured but for its last ``cut`` bytes, of a syscall ``more`` bytes longer (or
+    shorter), bodies kept up to ``limit``."""
+    cut, more, limit = sizes
+    data = raw[: len(raw) - cut] if cut < len(raw) else raw
+    length = max(len(data), len(raw) + more)
+    answer = start_in_c(data, length, 7, limit, answering(method))
+    if answer is not http._UNDECIDED:
+        assert typed(answer) == typed(in_python(data, length, limit, method))

@@ -1,7 +1,8 @@
 """probe.ringbuf: a ring buffer read from its memory map, records decoded as they are read.
 
-``drain_records`` (C, probe/_records.c) must give exactly what ``drain`` and
-``probe.abi.decode_records_in_python`` give together, and consume exactly as much.
+``drain_records`` (C, probe/_records.c, where it was built) must give exactly what ``drain`` and
+``probe.abi.decode_records_in_python`` give together, and consume exactly as much. Without the
+extension it is those two steps, and the same tests hold.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from tests.probe.fake_ring import PAGE, FakeRing, fake_ring
 DATA_SIZE = 4 * PAGE  # the smallest ring the fake needs: records here are under a page
 
 
-@pytest.fixture(scope="module", autouse=True)
-def drained_in_c() -> None:
+def test_the_reader_decodes_in_c_where_the_extension_is_built() -> None:
     built_extension("probe._records")
     assert abi.drain_decoded is not None
 
