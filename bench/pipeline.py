@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
-import inspect
 import io
 import random
 import statistics
@@ -41,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.results import write_results
 from probe import jsonl
-from probe.model import NOT_INSPECTED, Direction, HttpExchange, Verdict
+from probe.model import NOT_INSPECTED, Direction, HttpExchange, ResponseView, Verdict
 from slo.aggregate import Aggregator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,28 +153,18 @@ def router_or_none() -> RouteFn | None:
 
 
 def judge_or_none() -> JudgeFn | None:
-    """``probe.semantics.Classifier().judge`` when that module exists, adapted to one call
-    (it takes the headers either as a lookup function or as pairs, depending on its version)."""
+    """``probe.semantics.Classifier().classify`` when that module exists, on a JSON response
+    whose headers are looked up as the probe looks them up in a parsed head."""
     if not _ours("probe.semantics"):
         return None
     classifier = importlib.import_module("probe.semantics").Classifier()
-    pairs = (("content-type", "application/json"),)
-    by_lookup = "header" in inspect.signature(classifier.judge).parameters
 
     def header(name: str) -> str | None:
         return "application/json" if name == "content-type" else None
 
     def judge(exchange: HttpExchange, body: bytes) -> object:
-        headers = {"header": header} if by_lookup else {"headers": pairs}
-        return classifier.judge(
-            service=exchange.service,
-            route=exchange.route,
-            method=exchange.method,
-            status=exchange.status,
-            body=body,
-            body_truncated=False,
-            **headers,
-        )
+        view = (exchange.service, exchange.route, exchange.method, exchange.status, (), body)
+        return classifier.classify(ResponseView(*view, False, header))
 
     return judge
 

@@ -26,7 +26,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.results import write_results
-from probe.semantics import Classifier, ResponseView
+from probe.model import ResponseView
+from probe.semantics import Classifier
 
 ROOT = Path(__file__).resolve().parent.parent
 

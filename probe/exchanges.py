@@ -13,7 +13,7 @@ from typing import Protocol
 
 from probe.abi import Role
 from probe.conn import ObservedExchange
-from probe.model import NOT_INSPECTED, Direction, HttpExchange, Verdict
+from probe.model import NOT_INSPECTED, Direction, HttpExchange, ResponseView, Verdict
 from probe.services import ServiceMap
 
 
@@ -24,17 +24,7 @@ class RouteTemplater(Protocol):
 class ResponseJudge(Protocol):
     """Decides whether a response reports a business error (see ``probe.semantics``)."""
 
-    def judge(
-        self,
-        *,
-        service: str,
-        route: str,
-        method: str,
-        status: int,
-        header: Callable[[str], str | None],
-        body: bytes,
-        body_truncated: bool,
-    ) -> Verdict: ...
+    def classify(self, view: ResponseView) -> Verdict: ...
 
 
 _new = tuple.__new__
@@ -130,15 +120,14 @@ class ExchangeBuilder:
             response_size = response.size
             complete = response.complete
             if self._judge is not None and response.body:
-                verdict = self._judge.judge(
-                    service=service,
-                    route=route,
-                    method=method,
-                    status=status,
-                    header=response.head.header,
-                    body=response.body,
-                    body_truncated=response.body_truncated,
-                )
+                # One view, built with tuple.__new__: seven keyword arguments through the
+                # protocol cost ~0.6 us per response, a third of a small JSON body's verdict.
+                view = _new(
+                    ResponseView,
+                    (service, route, method, status, (), response.body, response.body_truncated,
+                     response.head.header),
+                )  # fmt: skip
+                verdict = self._judge.classify(view)
         start_ns = request.start_ns
         # Field order of HttpExchange; tuple.__new__ skips its keyword-parsing __new__.
         return _new(

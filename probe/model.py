@@ -7,6 +7,7 @@ the frozen dataclasses used elsewhere, but about ten times cheaper to build (0.1
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -63,3 +64,29 @@ class HttpExchange(NamedTuple):
     def server_error(self) -> bool:
         """A 5xx, or a response that never finished: either way the caller did not get an answer."""
         return self.status >= 500 or not self.complete
+
+
+class ResponseView(NamedTuple):
+    """A response as the probe saw it. ``headers`` names are lower case; ``body`` is de-chunked,
+    still content-encoded, and possibly cut (``body_truncated``). ``lookup``, when given, answers
+    header questions instead of ``headers`` (the live path passes the parsed head's own lookup,
+    so headers are never split just to be searched). A NamedTuple: one is built per response."""
+
+    service: str
+    route: str
+    method: str
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    body_truncated: bool = False
+    lookup: Callable[[str], str | None] | None = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (lower case), or None."""
+        if self.lookup is not None:
+            found: str | None = self.lookup(name)
+            return found
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None

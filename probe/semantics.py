@@ -82,9 +82,9 @@ User rules (``semantics:`` section)::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Final
 
 from probe.body import (
     MediaKind,
@@ -96,7 +96,7 @@ from probe.body import (
     parse_json_prefix,
 )
 from probe.errors import ConfigFieldError
-from probe.model import NOT_INSPECTED, Verdict
+from probe.model import NOT_INSPECTED, ResponseView, Verdict
 
 _new = tuple.__new__
 MAX_BODY: Final = 64 * 1024
@@ -106,32 +106,6 @@ OTHER: Final = "other"
 
 CLEAN: Final = Verdict(business_error=False)
 """The verdict of a JSON or XML body that was looked at and reports no error."""
-
-
-class ResponseView(NamedTuple):
-    """A response as the probe saw it. ``headers`` names are lower case; ``body`` is de-chunked,
-    still content-encoded, and possibly cut (``body_truncated``). ``lookup``, when given, answers
-    header questions instead of ``headers`` (the live path passes the parsed head's own lookup,
-    so headers are never split just to be searched). A NamedTuple: one is built per response."""
-
-    service: str
-    route: str
-    method: str
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    body_truncated: bool = False
-    lookup: Callable[[str], str | None] | None = None
-
-    def header(self, name: str) -> str | None:
-        """The first value of header ``name`` (lower case), or None."""
-        if self.lookup is not None:
-            found: str | None = self.lookup(name)
-            return found
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
 
 
 # --- error types -----------------------------------------------------------------------------
@@ -578,24 +552,6 @@ class Classifier:
                     business_error=True, error_type=_rule_type(rule, body), rule=rule.name
                 )
         return builtin_verdict(body) if candidate else NOT_INSPECTED
-
-    def judge(
-        self,
-        *,
-        service: str,
-        route: str,
-        method: str,
-        status: int,
-        header: Callable[[str], str | None],
-        body: bytes,
-        body_truncated: bool,
-    ) -> Verdict:
-        """``classify`` as ``probe.exchanges.ResponseJudge``, which passes the fields one by one."""
-        # tuple.__new__ skips the NamedTuple's argument parsing: this runs per response.
-        view = _new(
-            ResponseView, (service, route, method, status, (), body, body_truncated, header)
-        )
-        return self.classify(view)
 
     def _rules_for(self, service: str) -> tuple[Rule, ...]:
         rules = self._by_service.get(service)

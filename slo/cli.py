@@ -119,7 +119,8 @@ def _add_routes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _classify(args: argparse.Namespace) -> int:
     import json
 
-    from probe.semantics import Classifier, ResponseView, SemanticRules, load_semantic_rules
+    from probe.model import ResponseView
+    from probe.semantics import Classifier, SemanticRules, load_semantic_rules
     from slo.errors import InvalidSpec
 
     try:

@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from probe.semantics import Classifier, ResponseView, SemanticRules
+from probe.model import ResponseView
+from probe.semantics import Classifier, SemanticRules
 from tests.deploy.processes import Running, start_demo
 
 PAYMENT = {"amount": 1299, "currency": "EUR", "card": "tok_4242"}

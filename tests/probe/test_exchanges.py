@@ -8,7 +8,7 @@ from probe.abi import Role
 from probe.conn import ObservedExchange
 from probe.exchanges import ExchangeBuilder, WallClock, path_of
 from probe.http import HttpMessage, parse_head
-from probe.model import NOT_INSPECTED, Direction, HttpExchange, Verdict
+from probe.model import NOT_INSPECTED, Direction, HttpExchange, ResponseView, Verdict
 from probe.services import ServiceMap, ServiceRule
 
 PATH_CASES = [
@@ -54,10 +54,11 @@ class RecordingJudge:
     def __init__(self) -> None:
         self.calls: list[dict[str, object]] = []
 
-    def judge(self, **fields: object) -> Verdict:
-        header = fields.pop("header")
-        assert callable(header)
-        self.calls.append({**fields, "content-type": header("content-type")})
+    def classify(self, view: ResponseView) -> Verdict:
+        fields = view._asdict()
+        assert fields.pop("headers") == ()  # headers are looked up in the parsed head instead
+        fields.pop("lookup")
+        self.calls.append({**fields, "content-type": view.header("content-type")})
         return DECLINED
 
 

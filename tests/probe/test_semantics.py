@@ -18,12 +18,11 @@ from bench.semantics_corpus import UNSET, CorpusCase, load_corpus
 from probe import semantics
 from probe.errors import ConfigFieldError
 from probe.exchanges import ResponseJudge
-from probe.model import NOT_INSPECTED, Verdict
+from probe.model import NOT_INSPECTED, ResponseView, Verdict
 from probe.semantics import (
     CLEAN,
     OTHER,
     Classifier,
-    ResponseView,
     TopErrorTypes,
     load_semantic_rules,
     sanitize_error_type,
@@ -110,15 +109,9 @@ def test_a_verdict_says_whether_the_body_was_inspected(
 
 def test_the_classifier_is_the_response_judge_the_exchange_builder_takes() -> None:
     judge: ResponseJudge = Classifier()  # mypy checks the protocol
-    verdict = judge.judge(
-        service="payments",
-        route="/v1/charges",
-        method="POST",
-        status=200,
-        header={"content-type": "application/json"}.get,
-        body=SLACK_FAILURE,
-        body_truncated=False,
-    )
+    lookup = {"content-type": "application/json"}.get
+    view = ResponseView("payments", "/v1/charges", "POST", 200, (), SLACK_FAILURE, False, lookup)
+    verdict = judge.classify(view)
     assert verdict == Verdict(True, "invalid_auth", "builtin:ok_false")
 
 
