@@ -338,6 +338,27 @@ done:
     return out;
 }
 
+/* build(cls, *fields): a tuple of type ``cls`` (a NamedTuple) holding ``fields``, made in one
+ * allocation. tuple.__new__(cls, fields), which the pipeline used to skip a NamedTuple's keyword
+ * parsing, is a generic call that packs its arguments into a tuple and copies ``fields`` into a
+ * third: ~150 ns per exchange record on this project's machines, four records per exchange.
+ * Like tuple.__new__, it does not check the number of fields against the type's. */
+static PyObject *build(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs < 1 || !PyType_Check(args[0]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[0], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "build(cls, *fields) wants a tuple type first");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    PyObject *built = type->tp_alloc(type, nargs - 1);
+    if (built == NULL)
+        return NULL;
+    for (Py_ssize_t i = 1; i < nargs; i++)
+        PyTuple_SET_ITEM(built, i - 1, Py_NewRef(args[i]));
+    return built;
+}
+
 static PyObject *configure(PyObject *module, PyObject *args) {
     PyObject *type, *k, *d, *r, *err;
     if (!PyArg_ParseTuple(args, "O!O!O!O!O!:configure", &PyType_Type, &type, &PyTuple_Type, &k,
@@ -357,6 +378,8 @@ static PyObject *configure(PyObject *module, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
+    {"build", (PyCFunction)(void (*)(void))build, METH_FASTCALL,
+     "A NamedTuple of type cls holding the fields, in one allocation."},
     {"configure", configure, METH_VARARGS,
      "Set the Record type, the enum members by value and the exception to raise."},
     {"decode_records", decode_records, METH_O,

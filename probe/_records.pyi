@@ -2,8 +2,11 @@
 
 import mmap
 from enum import IntEnum
+from typing import TypeVar
 
 from probe.abi import Record
+
+_T = TypeVar("_T", bound=tuple[object, ...])
 
 HEADER_SIZE: int
 DATA_MAX: int
@@ -18,3 +21,4 @@ def configure(
 ) -> None: ...
 def decode_records(raw: bytes, /) -> tuple[Record, ...]: ...
 def drain(data: mmap.mmap, consumer: mmap.mmap, mask: int, /) -> tuple[list[Record], int]: ...
+def build(cls: type[_T], /, *fields: object) -> _T: ...

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 from probe.abi import Record, RecordFlag, RecordKind, Role, StreamDirection
 from probe.http import DEFAULT_BODY_LIMIT, HttpMessage, MessageHead, ParserStats, StreamParser
+from probe.model import build
 
 ConnKey = tuple[int, int]  # (tgid, fd)
 _MSG_START = int(RecordFlag.MSG_START)
@@ -35,7 +36,6 @@ _MSG_START = int(RecordFlag.MSG_START)
 # its class costs ~40 ns on Python 3.11, a global ~8.
 _CLOSE = RecordKind.CLOSE
 _INGRESS = StreamDirection.INGRESS
-_new = tuple.__new__  # builds NamedTuples without their keyword-parsing __new__
 _SEQ_MOD = 1 << 32  # the kernel's sequence numbers are 32-bit
 _ENDED_REMEMBERED = 8192  # ended connections whose late records are recognised (40 ms' worth)
 
@@ -528,18 +528,16 @@ class ConnectionTracker:
         end_ns: int,
         out: list[ObservedExchange],
     ) -> None:
-        exchange = _new(
+        exchange = build(
             ObservedExchange,
-            (
-                conn.tgid,
-                conn.thread_comm,
-                conn.role,
-                conn.local_port,
-                conn.remote_port,
-                request,
-                response,
-                end_ns,
-            ),
+            conn.tgid,
+            conn.thread_comm,
+            conn.role,
+            conn.local_port,
+            conn.remote_port,
+            request,
+            response,
+            end_ns,
         )
         self.stats.exchanges += 1
         if response is None or not response.complete:  # exchange.complete, without a property

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from probe.abi import Role
 from probe.conn import ObservedExchange
-from probe.model import NOT_INSPECTED, Direction, HttpExchange, ResponseView, Verdict
+from probe.model import NOT_INSPECTED, Direction, HttpExchange, ResponseView, Verdict, build
 from probe.services import ServiceMap
 
 
@@ -27,7 +27,6 @@ class ResponseJudge(Protocol):
     def classify(self, view: ResponseView) -> Verdict: ...
 
 
-_new = tuple.__new__
 # Enum members read once per exchange, as globals: off their class they cost ~40 ns each.
 _CLIENT_ROLE = Role.CLIENT
 _SERVER = Direction.SERVER
@@ -120,32 +119,29 @@ class ExchangeBuilder:
             response_size = response.size
             complete = response.complete
             if self._judge is not None and response.body:
-                # One view, built with tuple.__new__: seven keyword arguments through the
-                # protocol cost ~0.6 us per response, a third of a small JSON body's verdict.
-                view = _new(
-                    ResponseView,
-                    (service, route, method, status, (), response.body, response.body_truncated,
-                     response.head.header),
+                # One view: seven keyword arguments through the protocol cost ~0.6 us per
+                # response, a third of a small JSON body's verdict.
+                view = build(
+                    ResponseView, service, route, method, status, (), response.body,
+                    response.body_truncated, response.head.header,
                 )  # fmt: skip
                 verdict = self._judge.classify(view)
         start_ns = request.start_ns
-        # Field order of HttpExchange; tuple.__new__ skips its keyword-parsing __new__.
-        return _new(
+        # Field order of HttpExchange; build skips its keyword-parsing __new__.
+        return build(
             HttpExchange,
-            (
-                self._clock.to_wall(start_ns),
-                tgid,
-                comm,
-                service,
-                _SERVER if is_server else _CLIENT,
-                method,
-                path,
-                route,
-                status,
-                max(0, end_ns - start_ns) / 1e9,
-                request.size,
-                response_size,
-                verdict,
-                complete,
-            ),
+            self._clock.to_wall(start_ns),
+            tgid,
+            comm,
+            service,
+            _SERVER if is_server else _CLIENT,
+            method,
+            path,
+            route,
+            status,
+            max(0, end_ns - start_ns) / 1e9,
+            request.size,
+            response_size,
+            verdict,
+            complete,
         )

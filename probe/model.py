@@ -9,7 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple, Protocol, TypeVar
+
+_T = TypeVar("_T", bound=tuple[object, ...])
+
+
+class _Build(Protocol):
+    def __call__(self, cls: type[_T], /, *fields: object) -> _T: ...
+
+
+def build_in_python(cls: type[_T], /, *fields: object) -> _T:
+    """A NamedTuple of type ``cls`` holding ``fields``, without its keyword-parsing __new__."""
+    return tuple.__new__(cls, fields)
+
+
+def _load_build() -> _Build:
+    try:
+        from probe import _records
+    except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or a source tree never built
+        return build_in_python
+    return _records.build
+
+
+build: Final = _load_build()
+"""``build_in_python`` in one allocation (probe/_records.c): how the pipeline makes the records
+it makes for every exchange."""
 
 
 class Direction(StrEnum):

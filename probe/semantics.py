@@ -98,7 +98,6 @@ from probe.body import (
 from probe.errors import ConfigFieldError
 from probe.model import NOT_INSPECTED, ResponseView, Verdict
 
-_new = tuple.__new__
 MAX_BODY: Final = 64 * 1024
 """Bodies longer than this are cut first (the probe's capture is far shorter)."""
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from probe import abi
 from probe.abi import Record, RecordKind, Role, StreamDirection
 from probe.errors import ProbeAbiMismatch
+from probe.model import NOT_INSPECTED, Direction, HttpExchange, build_in_python
 from tests.ci import built_extension
 
 Decode = Callable[[bytes], tuple[Record, ...]]
@@ -138,3 +139,21 @@ def test_configure_refuses_what_is_not_a_type(decode_in_c: Decode) -> None:
     with pytest.raises(TypeError):
         _records.configure(Record, (), (), (), "not a type")  # type: ignore[arg-type]
     assert decode_in_c(abi.encode(A_CLOSE)) == (A_CLOSE,), "still configured as before"
+
+
+def test_build_makes_the_same_named_tuple_as_its_reference() -> None:
+    build = built_extension("probe._records").build
+    fields = (1.5, 7, "api", "orders", Direction.SERVER, "GET", "/x", "/x", 200, 0.25, 10, 20,
+              NOT_INSPECTED, True)  # fmt: skip
+    made = build(HttpExchange, *fields)
+    assert type(made) is HttpExchange
+    assert made == build_in_python(HttpExchange, *fields) == HttpExchange(*fields)
+    assert made.route == "/x" and made.verdict is NOT_INSPECTED
+
+
+def test_build_refuses_what_is_not_a_tuple_type() -> None:
+    build = built_extension("probe._records").build
+    with pytest.raises(TypeError, match="tuple type"):
+        build(dict, 1)
+    with pytest.raises(TypeError, match="tuple type"):
+        build()
