@@ -265,36 +265,45 @@ def raw_records(count: int, rng: random.Random) -> list[bytes]:
     return out
 
 
-def from_records(count: int, repeats: int = 7) -> dict[str, object]:
-    """The whole user-space pipeline on one core: decode → connection tracking and HTTP parsing
-    → route → body verdict → aggregation, from the records the kernel would emit. Reports the
-    median of ``repeats`` runs (and the best and worst)."""
+def pipeline_from_records(blobs: list[bytes]) -> int:
+    """Ring-buffer records through a fresh tracker, builder and aggregator, in batches of 2,000
+    as the agent reads them; how many exchanges came out. Self-contained (its imports inside):
+    bench/pipeline_against.py runs its source in another checkout."""
     from probe.abi import decode_records
     from probe.conn import ConnectionTracker
     from probe.exchanges import ExchangeBuilder, WallClock
     from probe.routes import Router
     from probe.semantics import Classifier
+    from slo.aggregate import Aggregator
+
+    tracker = ConnectionTracker()
+    builder = ExchangeBuilder(
+        WallClock(0.0), router=Router(), judge=Classifier(), comm_of=lambda pid: "api"
+    )
+    aggregator = Aggregator()
+    seen = 0
+    for start in range(0, len(blobs), 2_000):
+        observed = []
+        for blob in blobs[start : start + 2_000]:
+            for record in decode_records(blob):
+                observed += tracker.feed(record)
+        exchanges = [builder.build(o) for o in observed]
+        aggregator.add(exchanges)
+        seen += len(exchanges)
+    return seen
+
+
+def from_records(count: int, repeats: int = 7) -> dict[str, object]:
+    """The whole user-space pipeline on one core: decode → connection tracking and HTTP parsing
+    → route → body verdict → aggregation, from the records the kernel would emit. Reports the
+    median of ``repeats`` runs (and the best and worst)."""
     from probe.source import tune_gc_for_throughput
 
     blobs = raw_records(count, random.Random(9))
     tune_gc_for_throughput()  # as the agent does at start
 
     def run() -> int:
-        tracker = ConnectionTracker()
-        builder = ExchangeBuilder(
-            WallClock(0.0), router=Router(), judge=Classifier(), comm_of=lambda pid: "api"
-        )
-        aggregator = Aggregator()
-        seen = 0
-        for start in range(0, len(blobs), 2_000):
-            observed = []
-            for blob in blobs[start : start + 2_000]:
-                for record in decode_records(blob):
-                    observed += tracker.feed(record)
-            exchanges = [builder.build(o) for o in observed]
-            aggregator.add(exchanges)
-            seen += len(exchanges)
-        return seen
+        return pipeline_from_records(blobs)
 
     if run() != count:
         raise SystemExit("the pipeline lost exchanges: the numbers below would mean nothing")

@@ -18,6 +18,7 @@ extensions build.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import statistics
 import subprocess
@@ -27,50 +28,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.pipeline import pipeline_from_records
 from bench.results import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # Runs in each checkout, importing that checkout's modules: the pipeline once to warm up, then
-# once more for every line read, printing microseconds per exchange.
-WORKER = """
+# once more for every line read, printing microseconds per exchange. The pipeline is this
+# checkout's pipeline_from_records, so that both sides run the same steps.
+WORKER = f"""
 import random, sys, time
 sys.path.insert(0, ".")
 from bench.pipeline import raw_records
-from probe.abi import decode_records
-from probe.conn import ConnectionTracker
-from probe.exchanges import ExchangeBuilder, WallClock
-from probe.routes import Router
-from probe.semantics import Classifier
 from probe.source import tune_gc_for_throughput
-from slo.aggregate import Aggregator
 
+{inspect.getsource(pipeline_from_records)}
 blobs = raw_records(int(sys.argv[1]), random.Random(9))
 tune_gc_for_throughput()
-
-
-def run():
-    tracker = ConnectionTracker()
-    builder = ExchangeBuilder(
-        WallClock(0.0), router=Router(), judge=Classifier(), comm_of=lambda pid: "api"
-    )
-    aggregator = Aggregator()
-    seen = 0
-    for start in range(0, len(blobs), 2000):
-        observed = []
-        for blob in blobs[start : start + 2000]:
-            for record in decode_records(blob):
-                observed += tracker.feed(record)
-        exchanges = [builder.build(o) for o in observed]
-        aggregator.add(exchanges)
-        seen += len(exchanges)
-    return seen
-
-
-run()
+pipeline_from_records(blobs)
 for _ in sys.stdin:
     started = time.perf_counter()
-    seen = run()
+    seen = pipeline_from_records(blobs)
     print((time.perf_counter() - started) / seen * 1e6, flush=True)
 """
 

@@ -239,7 +239,7 @@ def framing_of(head: MessageHead, response_to: Callable[[], str | None] | None) 
     return framing
 
 
-def start_message(
+def start_in_python(
     data: bytes,
     length: int,
     ts_ns: int,
@@ -249,23 +249,7 @@ def start_message(
     """The bytes of a syscall that starts a message (``data``, the captured prefix of its
     ``length``), taken in one step: the whole message when the syscall carried all of it (its
     body perhaps cut by the capture), else the head and how its body ends. None when the head
-    is not all here or is not HTTP."""
-    if _start_in_c is not None:
-        found = _start_in_c(data, length, ts_ns, body_limit, response_to)
-        if not isinstance(found, _Undecided):
-            return found
-    return start_in_python(data, length, ts_ns, body_limit, response_to)
-
-
-def start_in_python(
-    data: bytes,
-    length: int,
-    ts_ns: int,
-    body_limit: int,
-    response_to: Callable[[], str | None] | None,
-) -> HttpMessage | tuple[MessageHead, int] | None:
-    """``start_message`` without the extension: the reference probe/_head.c's is tested
-    against."""
+    is not all here or is not HTTP. The reference for probe/_head.c's ``start_message``."""
     end = data.find(b"\r\n\r\n")
     if end < 0:
         return None
@@ -649,13 +633,20 @@ class StreamParser:
     def _start(self, data: bytes, length: int, ts_ns: int) -> list[HttpMessage] | None:
         """A syscall that starts a message with its whole head, parsed once.
 
-        The common case, a whole message, is done in one step (``start_message``). Otherwise
+        The common case, a whole message, is done in one step (``start_in_python``, in C where
+        probe/_head.c was built). Otherwise
         the body goes on past this syscall (sent with sendfile, say, or in writes of its own)
         and is placed from here, without parsing the head a second time on the general path.
         None when the head is not all here or is not HTTP: the general path then collects or
         rejects it.
         """
-        found = start_message(data, length, ts_ns, self._body_limit, self._response_to)
+        found = (
+            _start_in_c(data, length, ts_ns, self._body_limit, self._response_to)
+            if _start_in_c is not None
+            else _UNDECIDED
+        )
+        if isinstance(found, _Undecided):
+            found = start_in_python(data, length, ts_ns, self._body_limit, self._response_to)
         if found is None:
             return None
         if isinstance(found, HttpMessage):
