@@ -299,9 +299,10 @@ static PyObject *drain(PyObject *module, PyObject *args) {
         unsigned size = header & ~(RINGBUF_BUSY | RINGBUF_DISCARD);
         if (!(header & RINGBUF_DISCARD)) {
             if ((unsigned long long)size > mask + 1) {
-                PyErr_Format(PyExc_ValueError, "drain: a record of %u bytes in a ring of %llu",
-                             size, mask + 1);
-                failed = 1;
+                /* A length no record can have (the kernel never writes one): what follows it
+                 * cannot be found, so the rest is skipped, counted, and the ring stays usable. */
+                undecodable++;
+                pos = producer;
                 break;
             }
             PyObject *decoded[2];
