@@ -349,7 +349,6 @@ static long long framing_of(PyObject *head, PyObject *response_to) {
     return framing;
 }
 
-
 /* probe.http.start_in_python for what this module can decide; ``undecided`` for the rest (a
  * head split_head leaves to Python, a length Python's int() must read). */
 static PyObject *start_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -393,11 +392,10 @@ static PyObject *start_message(PyObject *module, PyObject *const *args, Py_ssize
         Py_ssize_t body_len = captured - size < room ? captured - size : room;
         PyObject *body = PyBytes_FromStringAndSize((const char *)raw + size, body_len);
         PyObject *message = body == NULL ? NULL : message_type->tp_alloc(message_type, 7);
-        if (message != NULL) {
-            PyObject *end_ns = Py_NewRef(args[2]);
+        if (message != NULL) { /* (head, start_ns, end_ns, size, body, truncated, complete) */
             PyTuple_SET_ITEM(message, 0, Py_NewRef(head));
             PyTuple_SET_ITEM(message, 1, Py_NewRef(args[2]));
-            PyTuple_SET_ITEM(message, 2, end_ns);
+            PyTuple_SET_ITEM(message, 2, Py_NewRef(args[2]));
             PyTuple_SET_ITEM(message, 3, Py_NewRef(args[1]));
             PyTuple_SET_ITEM(message, 4, Py_NewRef(body));
             PyTuple_SET_ITEM(message, 5, Py_NewRef(framing > body_len ? Py_True : Py_False));
