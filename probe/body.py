@@ -30,7 +30,7 @@ class MediaKind(StrEnum):
     OTHER = "other"  # binary, or a coding we cannot undo
 
 
-_MEDIA_TYPES: dict[str, tuple[str, str | None]] = {}  # a few distinct headers, parsed once
+_MEDIA_TYPES: Final[dict[str, tuple[str, str | None]]] = {}  # a few distinct headers, parsed once
 
 
 def media_type_of(content_type: str | None) -> tuple[str, str | None]:
@@ -143,7 +143,7 @@ def _looks_like_text(data: bytes) -> bool:
     return b"\x00" not in sample and controls * 20 <= len(sample)
 
 
-_CODECS: dict[str, str] = {}  # charset name → Python codec name
+_CODECS: Final[dict[str, str]] = {}  # charset name → Python codec name
 
 
 def codec_of(data: bytes, charset: str | None) -> str:

@@ -24,20 +24,36 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from probe.abi import Record, RecordFlag, RecordKind, Role, StreamDirection
 from probe.http import DEFAULT_BODY_LIMIT, HttpMessage, MessageHead, ParserStats, StreamParser
 from probe.model import build
 
 ConnKey = tuple[int, int]  # (tgid, fd)
-_MSG_START = int(RecordFlag.MSG_START)
+# Inside the tracker a connection's (tgid, fd) is one int: a tuple key is hashed afresh and
+# compared element by element on every lookup, twice per exchange.
+_Slot = int
+
+
+def _slot(tgid: int, fd: int) -> _Slot:
+    return (tgid << 32) | (fd & 0xFFFFFFFF)
+
+
+def _key_of(slot: _Slot) -> ConnKey:
+    fd = slot & 0xFFFFFFFF
+    return slot >> 32, fd - (1 << 32) if fd >= 1 << 31 else fd
+
+
+_MSG_START: Final = int(RecordFlag.MSG_START)
 # Module constants for the enum members the per-record path compares with: reading a member off
-# its class costs ~40 ns on Python 3.11, a global ~8.
-_CLOSE = RecordKind.CLOSE
-_INGRESS = StreamDirection.INGRESS
-_SEQ_MOD = 1 << 32  # the kernel's sequence numbers are 32-bit
-_ENDED_REMEMBERED = 8192  # ended connections whose late records are recognised (40 ms' worth)
+# its class costs ~40 ns on Python 3.11. Final, because compiled a Final is a C static and any
+# other module-level name a dict lookup on every use.
+_CLOSE: Final = RecordKind.CLOSE
+_INGRESS: Final = StreamDirection.INGRESS
+_SEQ_MOD: Final = 1 << 32  # the kernel's sequence numbers are 32-bit
+# Ended connections whose late records are recognised (40 ms' worth).
+_ENDED_REMEMBERED: Final = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +87,11 @@ class ObservedExchange(NamedTuple):
     @property
     def latency_ns(self) -> int:
         return max(0, self.end_ns - self.request.start_ns)
+
+
+# The per-exchange path names its NamedTuple classes through Final aliases: compiled, a Final
+# is a C static, and any other module-level name a dict lookup on every use.
+_OBSERVED_EXCHANGE: Final = ObservedExchange
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +147,7 @@ class _Conn:
 
     def __init__(self, record: Record, stats: ParserStats, body_limit: int) -> None:
         self.tgid = record.tgid
-        self.key: ConnKey = (record.tgid, record.fd)
+        self.key: _Slot = _slot(record.tgid, record.fd)
         self.conn_id = record.conn_id
         self.ident = (record.tgid, record.fd, record.conn_id)
         self.role = record.role if record.role is not Role.UNKNOWN else _guess_role(record)
@@ -203,13 +224,14 @@ class ConnectionTracker:
     def __init__(self, limits: TrackerLimits = TrackerLimits()) -> None:
         self.limits = limits
         self.stats = TrackerStats()
-        self._conns: OrderedDict[ConnKey, _Conn] = OrderedDict()
+        self._conns: OrderedDict[_Slot, _Conn] = OrderedDict()  # least recently active first
+        self._newest: _Slot = -1  # the key at the end of _conns, which needs no move there
         self._holding: dict[tuple[int, int, int], _Conn] = {}
         # Connections whose fd now holds a newer one, still waiting for a record (by ident).
         self._superseded: dict[tuple[int, int, int], _Conn] = {}
         # (tgid, fd) -> conn_id of connections ended lately, so that their late records are
         # known for what they are; bounded, oldest forgotten first.
-        self._ended: OrderedDict[ConnKey, int] = OrderedDict()
+        self._ended: OrderedDict[_Slot, int] = OrderedDict()
         self._batch = 0
 
     def __len__(self) -> int:
@@ -218,14 +240,15 @@ class ConnectionTracker:
     def feed(self, record: Record) -> list[ObservedExchange]:
         self.stats.records += 1
         out: list[ObservedExchange] = []
-        key = (record.tgid, record.fd)
+        key = _slot(record.tgid, record.fd)
         conn = self._conns.get(key)
         if conn is None or conn.conn_id != record.conn_id:
             conn = self._connection_for(key, conn, record, out)
             if conn is None:
                 return out
-        else:
+        elif key != self._newest:  # a PAIR's two records come one after the other
             self._conns.move_to_end(key)
+            self._newest = key
         seq = record.seq
         if seq != conn.next_seq:
             if not conn.started or _ahead(seq, conn.next_seq) > 0:
@@ -252,7 +275,7 @@ class ConnectionTracker:
         return out
 
     def _connection_for(
-        self, key: ConnKey, current: _Conn | None, record: Record, out: list[ObservedExchange]
+        self, key: _Slot, current: _Conn | None, record: Record, out: list[ObservedExchange]
     ) -> _Conn | None:
         """The connection a record belongs to when it is not the one tracked on its fd: a new
         one, one superseded while it waits for a record, or none (the record is late)."""
@@ -320,7 +343,7 @@ class ConnectionTracker:
     def settle(self, tgid: int, fd: int, totals: ConnTotals) -> list[ObservedExchange]:
         """Apply the kernel's current totals for a connection whose message end is overdue."""
         out: list[ObservedExchange] = []
-        conn = self._conns.get((tgid, fd))
+        conn = self._conns.get(_slot(tgid, fd))
         if conn is None or conn.conn_id != totals.conn_id:
             return out
         req_total, req_last, resp_total, resp_last = conn.totals(
@@ -337,7 +360,7 @@ class ConnectionTracker:
         """Connections waiting for the end of a message that only byte totals can reveal, and
         quiet for ``quiet_ns`` (so no record about them is still on its way)."""
         return [
-            (key, conn.conn_id)
+            (_key_of(key), conn.conn_id)
             for key, conn in self._conns.items()
             if now_ns - conn.last_ns >= quiet_ns
             and conn.held is None  # its totals count records not applied yet
@@ -359,13 +382,14 @@ class ConnectionTracker:
 
     # ---- internals -----------------------------------------------------------------------------
 
-    def _open(self, key: ConnKey, record: Record, out: list[ObservedExchange]) -> _Conn:
+    def _open(self, key: _Slot, record: Record, out: list[ObservedExchange]) -> _Conn:
         if len(self._conns) >= self.limits.max_connections:
             _, oldest = self._conns.popitem(last=False)
             self.stats.evicted_connections += 1
             self._finish_off(oldest, out)
         conn = _Conn(record, self.stats.parser, self.limits.body_limit)
         self._conns[key] = conn
+        self._newest = key
         return conn
 
     def _finish_off(self, conn: _Conn, out: list[ObservedExchange]) -> None:
@@ -529,7 +553,7 @@ class ConnectionTracker:
         out: list[ObservedExchange],
     ) -> None:
         exchange = build(
-            ObservedExchange,
+            _OBSERVED_EXCHANGE,
             conn.tgid,
             conn.thread_comm,
             conn.role,

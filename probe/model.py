@@ -56,7 +56,7 @@ class Verdict(NamedTuple):
     inspected: bool = True  # False when no body was looked at (no body, or not captured)
 
 
-NOT_INSPECTED = Verdict(business_error=False, inspected=False)
+NOT_INSPECTED: Final = Verdict(business_error=False, inspected=False)
 """The verdict of a response whose body was not (or could not be) looked at."""
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Final, Protocol
 
 from probe import jsonl, procfs
 from probe.abi import TLS_FD, TLS_FD_MASK, TLS_SSL, Counter, Record, Role
@@ -27,13 +27,14 @@ from probe.services import ServiceMap
 
 _log = logging.getLogger(__name__)
 
-BATCH_INTERVAL_S = 0.02  # records are taken in batches at most this often: waking up for every
-# record costs more than the record itself at 10,000 requests/s, and 20 ms of records fit the
-# ring buffer many times over
-SETTLE_EVERY_NS = 100_000_000  # how often overdue message ends are checked against the kernel
-QUIET_NS = 100_000_000  # how long a connection must be quiet before its totals are trusted
-HOUSEKEEP_EVERY_NS = 1_000_000_000
-TLS_SCAN_EVERY_NS = 30_000_000_000  # new OpenSSL copies (services started or upgraded since)
+# Records are taken in batches at most this often: waking up for every record costs more than
+# the record itself at 10,000 requests/s, and 20 ms of records fit the ring buffer many times over.
+BATCH_INTERVAL_S: Final = 0.02
+# How often overdue message ends are checked against the kernel.
+SETTLE_EVERY_NS: Final = 100_000_000
+QUIET_NS: Final = 100_000_000  # how long a connection must be quiet before its totals are trusted
+HOUSEKEEP_EVERY_NS: Final = 1_000_000_000
+TLS_SCAN_EVERY_NS: Final = 30_000_000_000  # new OpenSSL copies (services started or upgraded since)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from probe.model import HttpExchange
 from slo.model import OTHER_ERROR_TYPE, BucketCounts, Counts, EndpointKey
@@ -44,14 +45,14 @@ DEFAULT_BOUNDS_S: tuple[float, ...] = (
 DEFAULT_BUCKET_S = 10
 OVERFLOW_ROUTE = ":overflow"  # the same value as probe.routes.OVERFLOW
 OTHER_METHOD = "_OTHER"
-UNKNOWN_ERROR_TYPE = "unknown"  # a business error whose detector named no type
+UNKNOWN_ERROR_TYPE: Final = "unknown"  # a business error whose detector named no type
 
 HTTP_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 )
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "none")
 SERVER_ERROR_CLASSES = frozenset(("5xx", "none"))
-_CLASS_OF_STATUS = tuple(
+_CLASS_OF_STATUS: Final = tuple(
     STATUS_CLASSES[status // 100 - 1] if 100 <= status <= 599 else "none" for status in range(1000)
 )
 

@@ -128,7 +128,8 @@ def test_a_five_megabyte_response_on_an_idle_connection_ends_from_the_kernel_tot
     steps, last_write, size = big_response_steps()
     tracker = ConnectionTracker()
     assert run(records_of(conn, steps), tracker) == []
-    assert tracker.stalled(now_ns=last_write + 200 * MS, quiet_ns=100 * MS) != []
+    stalled = tracker.stalled(now_ns=last_write + 200 * MS, quiet_ns=100 * MS)
+    assert stalled == [((conn.tgid, conn.fd), conn.conn_id)]
     totals = ConnTotals(
         conn.conn_id, conn.in_bytes, conn.in_last_ns, conn.out_bytes, conn.out_last_ns
     )
