@@ -10,9 +10,13 @@
  * head (it then decides, and says why). It never decides more than the Python parser:
  * tests/probe/test_head.py compares the two on random heads.
  *
- * header_framing(block_lower: str) is probe.http.header_framing_in_python (what Content-Length
- * and Transfer-Encoding say of the body) for plain-digit lengths; any other length it leaves to
+ * header_framing(block: str) is probe.http.header_framing_in_python (what Content-Length and
+ * Transfer-Encoding say of the body) for plain-digit lengths; any other length it leaves to
  * Python's int(). Two finds, two slices and an int() per head were 7 % of the agent's CPU.
+ *
+ * header_value(block: str, name: str) is probe.http.header_value_in_python, MessageHead.header's
+ * lookup. Header names are compared lower-cased as they are read, so a head no longer carries a
+ * lower-cased copy of its block: one string fewer per head.
  *
  * start_message(data, length, ts_ns, body_limit, response_to) is probe.http.start_in_python:
  * the syscall that starts a message, taken in one call (find the head, parse it, frame its body,
@@ -33,7 +37,7 @@ static const char *const METHODS[] = {"GET",   "POST",    "PUT",     "DELETE", "
 
 /* Interned once: every request carries one of these, so none is allocated per head. */
 static PyObject *method_names[METHOD_COUNT];
-static PyObject *http_1_0, *http_1_1, *empty;
+static PyObject *http_1_0, *http_1_1, *empty, *crlf_text;
 
 /* Where ``needle`` first occurs in ``s[:n]``, or NULL. Heads are short and the needles few: a
  * memchr for the first byte and a memcmp beat glibc's memmem, whose setup for each call was a
@@ -71,19 +75,47 @@ static void fill_lower_latin1(void) {
     }
 }
 
-/* A str of latin-1 bytes, in CPython's canonical form (ASCII kind when every byte is ASCII),
- * optionally lower-cased as str.lower() does for latin-1: A-Z and U+00C0-U+00DE but U+00D7. */
-static PyObject *latin1_text(const unsigned char *s, Py_ssize_t n, int lower, int ascii) {
+/* Whether s[:m], lower-cased, is ``lower``. */
+static int equal_lowered(const unsigned char *s, const char *lower, Py_ssize_t m) {
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (lower_latin1[s[i]] != (unsigned char)lower[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Where ``lower`` first occurs in s[:n] lower-cased, or NULL: str.lower() then str.find(). */
+static const unsigned char *find_lowered(const unsigned char *s, Py_ssize_t n, const char *lower,
+                                         Py_ssize_t m) {
+    for (Py_ssize_t at = 0; at + m <= n; at++) {
+        if (lower_latin1[s[at]] == (unsigned char)lower[0] && equal_lowered(s + at, lower, m))
+            return s + at;
+    }
+    return NULL;
+}
+
+/* Where "\r\n" + ``name`` first occurs in s[:n] lower-cased, or NULL. Only a CRLF can start
+ * it, so only CRLFs are visited (a head has a few), each a memchr away from the last. */
+static const unsigned char *find_header_lowered(const unsigned char *s, Py_ssize_t n,
+                                                const char *name, Py_ssize_t m) {
+    for (Py_ssize_t at = 0; at + 2 + m <= n;) {
+        const char *crlf = find((const char *)s + at, n - at - m, "\r\n", 2);
+        if (crlf == NULL)
+            return NULL;
+        const unsigned char *line = (const unsigned char *)crlf;
+        if (equal_lowered(line + 2, name, m))
+            return line;
+        at = line - s + 1;
+    }
+    return NULL;
+}
+
+/* A str of latin-1 bytes, in CPython's canonical form (ASCII kind when every byte is ASCII). */
+static PyObject *latin1_text(const unsigned char *s, Py_ssize_t n, int ascii) {
     PyObject *text = PyUnicode_New(n, ascii ? 127 : 255);
     if (text == NULL)
         return NULL;
-    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
-    if (!lower) {
-        memcpy(out, s, (size_t)n);
-        return text;
-    }
-    for (Py_ssize_t i = 0; i < n; i++)
-        out[i] = lower_latin1[s[i]];
+    memcpy(PyUnicode_1BYTE_DATA(text), s, (size_t)n);
     return text;
 }
 
@@ -104,9 +136,8 @@ static PyTypeObject *message_type;
 static PyObject *undecided;
 
 static PyObject *new_head(int is_request, PyObject *method, PyObject *target, long status,
-                          PyObject *version, PyObject *block, PyObject *block_lower,
-                          Py_ssize_t size) {
-    PyObject *head = head_type->tp_alloc(head_type, 8);
+                          PyObject *version, PyObject *block, Py_ssize_t size) {
+    PyObject *head = head_type->tp_alloc(head_type, 7);
     if (head == NULL)
         return NULL;
     PyObject *status_int = PyLong_FromLong(status), *size_int = PyLong_FromSsize_t(size);
@@ -122,8 +153,7 @@ static PyObject *new_head(int is_request, PyObject *method, PyObject *target, lo
     PyTuple_SET_ITEM(head, 3, status_int);
     PyTuple_SET_ITEM(head, 4, Py_NewRef(version));
     PyTuple_SET_ITEM(head, 5, Py_NewRef(block));
-    PyTuple_SET_ITEM(head, 6, Py_NewRef(block_lower));
-    PyTuple_SET_ITEM(head, 7, size_int);
+    PyTuple_SET_ITEM(head, 6, size_int);
     return head;
 }
 
@@ -231,25 +261,21 @@ static PyObject *parse_head_at(const unsigned char *raw, Py_ssize_t size, Py_ssi
         Py_RETURN_NONE;
 
     Py_ssize_t block_len = head_end - line_end;
-    PyObject *target = NULL, *block = NULL, *block_lower = NULL, *fields = NULL;
+    PyObject *target = NULL, *block = NULL, *fields = NULL;
     if (is_request) {
-        target = latin1_text(raw + target_at, target_len, 0, 1);
+        target = latin1_text(raw + target_at, target_len, 1);
     } else {
         target = Py_NewRef(empty);
     }
     if (target == NULL)
         goto fail;
-    block = latin1_text(raw + line_end, block_len, 0, ascii);
+    block = latin1_text(raw + line_end, block_len, ascii);
     if (block == NULL)
         goto fail;
-    block_lower = latin1_text(raw + line_end, block_len, 1, ascii);
-    if (block_lower == NULL)
-        goto fail;
-    fields = new_head(is_request, method, target, status, version, block, block_lower, end + 4);
+    fields = new_head(is_request, method, target, status, version, block, end + 4);
 fail:
     Py_XDECREF(target);
     Py_XDECREF(block);
-    Py_XDECREF(block_lower);
     return fields;
 }
 
@@ -279,23 +305,20 @@ static Py_ssize_t line_end_from(const char *s, Py_ssize_t n, Py_ssize_t at) {
     return crlf != NULL ? crlf - s : n - 1;
 }
 
-/* probe.http.header_framing_in_python for the usual values, ASK for the rest (or for a block
- * that is not latin-1 text). */
-static long long block_framing(PyObject *block) {
-    if (PyUnicode_KIND(block) != PyUnicode_1BYTE_KIND)
-        return ASK;
-    const char *s = (const char *)PyUnicode_1BYTE_DATA(block);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(block);
-    const char *te = n >= 20 ? find(s, n, "\r\ntransfer-encoding:", 20) : NULL;
+/* probe.http.header_framing_in_python for the usual values of the header block s[:n] (latin-1
+ * bytes), ASK for the rest. Names and "chunked" are compared lower-cased, as the reference
+ * compares them in its lower-cased copy; a length has no letters. */
+static long long block_framing(const unsigned char *s, Py_ssize_t n) {
+    const unsigned char *te = find_header_lowered(s, n, "transfer-encoding:", 18);
     if (te != NULL) {
-        Py_ssize_t at = te - s + 20, end = line_end_from(s, n, at);
-        if (end - at >= 7 && find(s + at, end - at, "chunked", 7) != NULL)
+        Py_ssize_t at = te - s + 20, end = line_end_from((const char *)s, n, at);
+        if (end - at >= 7 && find_lowered(s + at, end - at, "chunked", 7) != NULL)
             return CHUNKED;
     }
-    const char *cl = n >= 17 ? find(s, n, "\r\ncontent-length:", 17) : NULL;
+    const unsigned char *cl = find_header_lowered(s, n, "content-length:", 15);
     if (cl == NULL)
         return NO_LENGTH;
-    Py_ssize_t at = cl - s + 17, end = line_end_from(s, n, at);
+    Py_ssize_t at = cl - s + 17, end = line_end_from((const char *)s, n, at);
     while (at < end && (s[at] == ' ' || s[at] == '\t'))
         at++;
     while (end > at && (s[end - 1] == ' ' || s[end - 1] == '\t'))
@@ -311,13 +334,80 @@ static long long block_framing(PyObject *block) {
     return length;
 }
 
+/* block_framing of a header block str; ASK for one that is not latin-1 text. */
+static long long text_framing(PyObject *block) {
+    if (PyUnicode_KIND(block) != PyUnicode_1BYTE_KIND)
+        return ASK;
+    return block_framing(PyUnicode_1BYTE_DATA(block), PyUnicode_GET_LENGTH(block));
+}
+
 static PyObject *header_framing(PyObject *module, PyObject *block) {
     (void)module;
     if (!PyUnicode_Check(block)) {
-        PyErr_SetString(PyExc_TypeError, "header_framing(block_lower: str)");
+        PyErr_SetString(PyExc_TypeError, "header_framing(block: str)");
         return NULL;
     }
-    return PyLong_FromLongLong(block_framing(block));
+    return PyLong_FromLongLong(text_framing(block));
+}
+
+/* probe.http.header_value_in_python: the first value of header ``name`` in ``block``, names
+ * compared lower-cased, or None. */
+static PyObject *header_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "header_value(block: str, name: str)");
+        return NULL;
+    }
+    PyObject *block = args[0], *name = args[1];
+    if (PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND ||
+        PyUnicode_KIND(block) != PyUnicode_1BYTE_KIND) {
+        /* Not what a parser makes: the reference's own steps, through the str methods. */
+        PyObject *lower = PyObject_CallMethod(block, "lower", NULL);
+        PyObject *needle = lower == NULL ? NULL : PyUnicode_FromFormat("\r\n%U:", name);
+        Py_ssize_t at = needle == NULL ? -2 : PyUnicode_Find(lower, needle, 0, PY_SSIZE_T_MAX, 1);
+        Py_ssize_t skip = needle == NULL ? 0 : PyUnicode_GET_LENGTH(needle);
+        Py_XDECREF(lower);
+        Py_XDECREF(needle);
+        if (at == -2)
+            return NULL;
+        if (at == -1)
+            Py_RETURN_NONE;
+        Py_ssize_t start = at + skip, n = PyUnicode_GET_LENGTH(block);
+        Py_ssize_t end = PyUnicode_Find(block, crlf_text, start, PY_SSIZE_T_MAX, 1);
+        if (end == -2)
+            return NULL;
+        PyObject *line = PyUnicode_Substring(block, start, end < 0 ? (n > 0 ? n - 1 : 0) : end);
+        if (line == NULL)
+            return NULL;
+        PyObject *value = PyObject_CallMethod(line, "strip", "s", " \t");
+        Py_DECREF(line);
+        return value;
+    }
+    const unsigned char *s = PyUnicode_1BYTE_DATA(block);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(block);
+    const char *wanted = (const char *)PyUnicode_1BYTE_DATA(name);
+    Py_ssize_t m = PyUnicode_GET_LENGTH(name);
+    char short_name[64];
+    char *name_colon =
+        m < (Py_ssize_t)sizeof(short_name) ? short_name : PyMem_Malloc((size_t)m + 1);
+    if (name_colon == NULL)
+        return PyErr_NoMemory();
+    memcpy(name_colon, wanted, (size_t)m);
+    name_colon[m] = ':';
+    const unsigned char *line = find_header_lowered(s, n, name_colon, m + 1);
+    if (name_colon != short_name)
+        PyMem_Free(name_colon);
+    if (line == NULL)
+        Py_RETURN_NONE;
+    Py_ssize_t at = line - s + 2 + m + 1;
+    Py_ssize_t end = line_end_from((const char *)s, n, at);
+    if (end < at)
+        end = at; /* the reference's slice is empty there */
+    while (at < end && (s[at] == ' ' || s[at] == '\t'))
+        at++;
+    while (end > at && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+        end--;
+    return PyUnicode_Substring(block, at, end);
 }
 
 /* probe.http.framing_of: how the body of ``head`` ends. ASK when Python must decide; -100
@@ -343,7 +433,7 @@ static long long framing_of(PyObject *head, PyObject *response_to) {
                 return 0;
         }
     }
-    long long framing = block_framing(PyTuple_GET_ITEM(head, 6));
+    long long framing = text_framing(PyTuple_GET_ITEM(head, 5));
     if (framing == NO_LENGTH)
         return PyTuple_GET_ITEM(head, 0) == Py_True ? 0 : UNTIL_CLOSE;
     return framing;
@@ -384,7 +474,7 @@ static PyObject *start_message(PyObject *module, PyObject *const *args, Py_ssize
         Py_DECREF(head);
         return framing == ASK ? Py_NewRef(undecided) : NULL;
     }
-    Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 7));
+    Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 6));
     PyObject *out = NULL;
     if (framing >= 0 && size + framing == length) {
         /* The whole message passed in this syscall, its body perhaps cut by the capture. */
@@ -416,8 +506,11 @@ static PyObject *start_message(PyObject *module, PyObject *const *args, Py_ssize
 
 static PyMethodDef methods[] = {
     {"header_framing", header_framing, METH_O,
-     "What a lower-cased header block says of the body: a length, -1 chunked, -4 neither, "
+     "What a header block says of the body: a length, -1 chunked, -4 neither, "
      "-5 for Python to decide."},
+    {"header_value", (PyCFunction)(void (*)(void))header_value, METH_FASTCALL,
+     "The first value of header ``name`` in a header block (names compared lower-cased), or "
+     "None."},
     {"configure", configure, METH_VARARGS,
      "Build heads and messages of these tuple types (probe.http.MessageHead, HttpMessage); "
      "answer the sentinel where Python must decide."},
@@ -446,7 +539,8 @@ PyMODINIT_FUNC PyInit__head(void) {
     http_1_0 = PyUnicode_InternFromString("HTTP/1.0");
     http_1_1 = PyUnicode_InternFromString("HTTP/1.1");
     empty = PyUnicode_InternFromString("");
-    if (http_1_0 == NULL || http_1_1 == NULL || empty == NULL)
+    crlf_text = PyUnicode_InternFromString("\r\n");
+    if (http_1_0 == NULL || http_1_1 == NULL || empty == NULL || crlf_text == NULL)
         return NULL;
     return PyModule_Create(&head_module);
 }

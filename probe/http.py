@@ -25,7 +25,6 @@ MAX_HEADERS: Final = 100
 DEFAULT_BODY_LIMIT: Final = 1024
 
 Headers = tuple[tuple[str, str], ...]
-_NEEDLES: Final[dict[str, str]] = {}  # header name -> what to search for, built once per name
 
 _METHODS: Final = frozenset(
     {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
@@ -55,23 +54,11 @@ class MessageHead(NamedTuple):
     status: int  # responses only
     version: str  # "HTTP/1.1"
     block: str  # "\r\nName: value\r\n...\r\n", latin-1 decoded
-    block_lower: str  # the same, lower-cased, for case-insensitive lookups
     size: int  # bytes of the start line, headers and the blank line
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower case), or None."""
-        needle = _NEEDLES.get(name)
-        if needle is None:
-            needle = (
-                _NEEDLES.setdefault(name, f"\r\n{name}:")
-                if len(_NEEDLES) < 256
-                else (f"\r\n{name}:")
-            )
-        at = self.block_lower.find(needle)
-        if at < 0:
-            return None
-        start = at + len(needle)
-        return self.block[start : self.block.find("\r\n", start)].strip(" \t")
+        return _header_value(self.block, name)
 
     @property
     def headers(self) -> Headers:
@@ -118,24 +105,39 @@ StartInC = Callable[
 ]
 
 
+def header_value_in_python(block: str, name: str) -> str | None:
+    """The first value of header ``name`` (lower case) in a head's ``block``, or None. The
+    reference for probe/_head.c's ``header_value``, which compares the names lower-cased as it
+    reads them instead of lower-casing the block."""
+    needle = f"\r\n{name}:"
+    at = block.lower().find(needle)
+    if at < 0:
+        return None
+    start = at + len(needle)
+    return block[start : block.find("\r\n", start)].strip(" \t")
+
+
 def _load_head_extension() -> tuple[
     Callable[[bytes, int], MessageHead | None] | None,
     Callable[[str], int] | None,
     StartInC | None,
+    Callable[[str, str], str | None] | None,
 ]:
-    """probe/_head.c's split_head, header_framing and start_message, where it was built."""
+    """probe/_head.c's split_head, header_framing, start_message and header_value, where it was
+    built."""
     try:
         from probe import _head
     except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
-        return None, None, None
+        return None, None, None, None
     _head.configure(MessageHead, HttpMessage, _UNDECIDED)
-    return _head.split_head, _head.header_framing, _head.start_message
+    return _head.split_head, _head.header_framing, _head.start_message, _head.header_value
 
 
 _HEAD_EXTENSION: Final = _load_head_extension()
 _split_head: Final = _HEAD_EXTENSION[0]
 _header_framing: Final = _HEAD_EXTENSION[1]
 _start_in_c: Final = _HEAD_EXTENSION[2]
+_header_value: Final = _HEAD_EXTENSION[3] or header_value_in_python
 
 
 def parse_head(raw: bytes, end: int = -1) -> MessageHead:
@@ -190,9 +192,7 @@ def parse_head_in_python(raw: bytes, end: int = -1) -> MessageHead:
         raise ParseError("malformed header block")
     if lines > MAX_HEADERS:
         raise ParseError("too many headers")
-    return build(
-        MessageHead, is_request, method, target, status, version, block, block.lower(), end + 4
-    )
+    return build(MessageHead, is_request, method, target, status, version, block, end + 4)
 
 
 _CHUNKED: Final = -1
@@ -202,12 +202,13 @@ _NO_LENGTH: Final = -4  # neither header: no body for a request, a body until cl
 _ASK: Final = -5  # probe/_head.c leaves an unusual Content-Length to Python's int()
 
 
-def header_framing_in_python(block_lower: str) -> int:
-    """What a head's lower-cased header block says of its body: a length, CHUNKED, BAD_LENGTH
-    or NO_LENGTH. The reference for probe/_head.c's ``header_framing``."""
-    # Two finds in the block rather than a regex and two ``header`` calls. A value is read from
-    # the lower-cased block too, which only changes letters ("chunked" is compared lower-cased,
-    # a length has none).
+def header_framing_in_python(block: str) -> int:
+    """What a head's header block says of its body: a length, CHUNKED, BAD_LENGTH or
+    NO_LENGTH. The reference for probe/_head.c's ``header_framing``."""
+    # Two finds in the lower-cased block rather than a regex and two ``header`` calls. A value
+    # is read from it too, which only changes letters ("chunked" is compared lower-cased, a
+    # length has none).
+    block_lower = block.lower()
     at = block_lower.find("\r\ntransfer-encoding:")
     if at >= 0:
         at += 20
@@ -234,9 +235,9 @@ def framing_of(head: MessageHead, response_to: Callable[[], str | None] | None) 
         method = response_to() if response_to is not None else None
         if method == "HEAD" or (method == "CONNECT" and 200 <= status < 300):
             return 0
-    framing = _header_framing(head.block_lower) if _header_framing is not None else _ASK
+    framing = _header_framing(head.block) if _header_framing is not None else _ASK
     if framing == _ASK:
-        framing = header_framing_in_python(head.block_lower)
+        framing = header_framing_in_python(head.block)
     if framing == _NO_LENGTH:
         return 0 if head.is_request else _UNTIL_CLOSE
     return framing

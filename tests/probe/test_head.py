@@ -204,6 +204,8 @@ def header_framing() -> HeaderFraming:
         ("\r\ncontent-length: \t 123456789012345678 \r\n", 123456789012345678),
         ("\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 5\r\n", -1),
         ("\r\ntransfer-encoding: gzip\r\ncontent-length: 5\r\n", 5),
+        ("\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n", 12),
+        ("\r\nTRANSFER-ENCODING: Chunked\r\n", -1),
         ("\r\nhost: api\r\n", -4),
         ("\r\n", -4),
     ],
@@ -225,10 +227,20 @@ framing_blocks = st.lists(
     st.one_of(
         st.builds(
             "{}:{}".format,
-            st.sampled_from(["content-length", "transfer-encoding", "host", "content-lengthx"]),
-            st.text(st.sampled_from("0123456789 \t+-_chunkedx\xa0\x0b\r\n"), max_size=12),
+            st.sampled_from(
+                [
+                    "content-length",
+                    "Content-Length",
+                    "transfer-encoding",
+                    "Transfer-ENCODING",
+                    "host",
+                    "content-lengthx",
+                    "content-lengtH",
+                ]
+            ),
+            st.text(st.sampled_from("0123456789 \t+-_chunkedCHUNKEDx\xa0\x0b\r\n"), max_size=12),
         ),
-        st.text(st.sampled_from("content-lgh:\r\n 0123"), max_size=20),
+        st.text(st.sampled_from("content-lgh:CONTENT-LGH\r\n 0123"), max_size=20),
     ),
     max_size=5,
 ).map(lambda lines: "".join(f"\r\n{line}" for line in lines) + "\r\n")
@@ -244,6 +256,65 @@ def test_header_framing_never_disagrees_with_python(
     framing = header_framing(block)
     if framing != ASK:
         assert framing == http.header_framing_in_python(block)
+
+
+# --- header_value: a header's first value, names compared lower-cased -----------------------
+
+HeaderValue = Callable[[str, str], "str | None"]
+
+
+@pytest.fixture(scope="module")
+def header_value() -> HeaderValue:
+    header_value: HeaderValue = built_extension("probe._head").header_value
+    return header_value
+
+
+@pytest.mark.parametrize(
+    ("block", "name", "value"),
+    [
+        ("\r\nContent-Type:  application/json \t\r\n", "content-type", "application/json"),
+        ("\r\nCONTENT-ENCODING:gzip\r\nContent-Encoding: br\r\n", "content-encoding", "gzip"),
+        ("\r\nX-Content-Type: a\r\nContent-Type: b\r\n", "content-type", "b"),
+        ("\r\ncontent-typex: a\r\ncontent-type: b\r\n", "content-type", "b"),
+        ("\r\nX-Error: Insufficient_Balance\r\n", "x-error", "Insufficient_Balance"),
+        ("\r\ncontent-type: a\r\n", "Content-Type", None),  # names are asked in lower case
+        ("\r\nhost: api\r\n", "content-type", None),
+        ("\r\nx-empty:\r\n", "x-empty", ""),
+        ("\r\nx-last: cut", "x-last", "cu"),  # no line end: Python's slice stops one short
+        ("\r\nNaïve: \xc0\r\n", "naïve", "\xc0"),
+        ("\r\n" + "X" * 80 + ": long\r\n", "x" * 80, "long"),
+        ("\r\nx: 1\r\n", "\u0101", None),  # a name that no latin-1 block can hold
+        ("\r\n\u0100x: wide\r\n", "\u0101x", "wide"),  # a block no parser makes
+    ],
+)
+def test_a_header_is_found_in_c_as_in_python(
+    header_value: HeaderValue, block: str, name: str, value: str | None
+) -> None:
+    assert header_value(block, name) == value == http.header_value_in_python(block, name)
+
+
+header_names = st.sampled_from(["content-type", "content-encoding", "x-a", "x", "a:b", "ß"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.lists(
+            st.builds(
+                "{}:{}".format,
+                st.sampled_from(["Content-Type", "content-TYPE", "X-A", "x", "X", "SS", "ẞ"]),
+                st.text(st.sampled_from("ab \t:\r\nÀ"), max_size=8),
+            ),
+            max_size=4,
+        ).map(lambda lines: "".join(f"\r\n{line}" for line in lines) + "\r\n"),
+        st.text(st.sampled_from("\r\nxXaA: \t\xc0\xe0"), max_size=30),
+    ),
+    header_names,
+)
+def test_header_value_never_disagrees_with_python(
+    header_value: HeaderValue, block: str, name: str
+) -> None:
+    assert header_value(block, name) == http.header_value_in_python(block, name)
 
 
 # --- start_message: a syscall that starts a message, taken in one step -----------------------
