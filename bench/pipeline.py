@@ -270,7 +270,7 @@ def pipeline_from_records(blobs: list[bytes]) -> int:
     as the agent reads them; how many exchanges came out. Self-contained (its imports inside):
     bench/pipeline_against.py runs its source in another checkout."""
     from probe.abi import decode_records
-    from probe.conn import ConnectionTracker
+    from probe.conn import ConnectionTracker, ObservedExchange
     from probe.exchanges import ExchangeBuilder, WallClock
     from probe.routes import Router
     from probe.semantics import Classifier
@@ -281,12 +281,17 @@ def pipeline_from_records(blobs: list[bytes]) -> int:
         WallClock(0.0), router=Router(), judge=Classifier(), comm_of=lambda pid: "api"
     )
     aggregator = Aggregator()
+    # As the agent feeds them; revisions before feed_into (a2d1e57 and older) only had feed.
+    feed_into = getattr(tracker, "feed_into", None)
     seen = 0
     for start in range(0, len(blobs), 2_000):
-        observed = []
+        observed: list[ObservedExchange] = []
         for blob in blobs[start : start + 2_000]:
             for record in decode_records(blob):
-                observed += tracker.feed(record)
+                if feed_into is not None:
+                    feed_into(record, observed)
+                else:
+                    observed += tracker.feed(record)
         exchanges = [builder.build(o) for o in observed]
         aggregator.add(exchanges)
         seen += len(exchanges)

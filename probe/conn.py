@@ -240,14 +240,21 @@ class ConnectionTracker:
         return len(self._conns)
 
     def feed(self, record: Record) -> list[ObservedExchange]:
-        self.stats.records += 1
+        """The exchanges ``record`` completes."""
         out: list[ObservedExchange] = []
+        self.feed_into(record, out)
+        return out
+
+    def feed_into(self, record: Record, out: list[ObservedExchange]) -> None:
+        """``feed``, appending to ``out``: the agent's loop takes a batch's records into one list
+        instead of making and joining a list per record."""
+        self.stats.records += 1
         key = _slot(record.tgid, record.fd)
         conn = self._conns.get(key)
         if conn is None or conn.conn_id != record.conn_id:
             conn = self._connection_for(key, conn, record, out)
             if conn is None:
-                return out
+                return
         elif key != self._newest:  # a PAIR's two records come one after the other
             self._conns.move_to_end(key)
             self._newest = key
@@ -257,13 +264,12 @@ class ConnectionTracker:
                 self._hold(conn, record, out)
             else:
                 self._late(conn)
-            return out
+            return
         self._apply(conn, record, out)
         if conn.held is not None:
             self._release_held(conn, out)
         if self._superseded and conn.held is None and conn.ident in self._superseded:
             self._settle_superseded(conn, out)
-        return out
 
     def end_batch(self) -> list[ObservedExchange]:
         """Call after each read of the ring buffers. A gap open since the batch before last was

@@ -185,7 +185,7 @@ class LiveProbeSource:
         for record in batch.records:
             if record.local_port == 0 and record.role is Role.SERVER:
                 record = self._with_local_port(record)  # noqa: PLW2901
-            observed += self._tracker.feed(record)
+            self._tracker.feed_into(record, observed)
         observed += self._tracker.end_batch()
         now = self._now()
         if now >= self._next_settle:

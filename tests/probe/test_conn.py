@@ -50,6 +50,19 @@ def test_a_request_and_its_response_make_one_server_exchange() -> None:
     assert ex.complete
 
 
+def test_feeding_into_a_list_appends_what_feed_returns() -> None:
+    steps: list[Step] = []
+    for i in range(3):
+        steps += [(IN, request(f"/{i}"), i * MS), (OUT, response(), i * MS + 1)]
+    records = records_of(SimConnection(), steps)
+    expected = run(records)
+    into = expected[:1]  # what earlier records completed
+    tracker = ConnectionTracker()
+    for record in records:
+        tracker.feed_into(record, into)
+    assert len(expected) == 3 and into == expected[:1] + expected
+
+
 def test_a_thousand_requests_on_one_keep_alive_connection_are_each_seen_once() -> None:
     conn = SimConnection()
     steps = []
