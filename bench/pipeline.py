@@ -236,7 +236,14 @@ def raw_records(count: int, rng: random.Random) -> list[bytes]:
         (500, b'{"error":"boom"}'),
     ]
     weights = [70, 20, 4, 2, 2, 2]
-    conns = [SimConnection(fd=10 + i, conn_id=1 + i) for i in range(100)]
+    # Ids as the kernel makes them: a pid and ports past CPython's cached small ints, and
+    # connection ids that are the kernel's clock in nanoseconds when tracking began.
+    conns = [
+        SimConnection(
+            tgid=48_213, fd=10 + i, conn_id=5_000_000_000_000 + i * 7919, remote_port=40_000 + i
+        )
+        for i in range(100)
+    ]
     out: list[bytes] = []
     ts = 1_000_000_000
     for i in range(count):
