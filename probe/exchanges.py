@@ -14,6 +14,8 @@ from typing import Final, Protocol
 from probe.abi import Role
 from probe.conn import ObservedExchange
 from probe.model import NOT_INSPECTED, Direction, HttpExchange, ResponseView, Verdict, build
+from probe.routes import Router
+from probe.semantics import Classifier
 from probe.services import ServiceMap
 
 
@@ -33,7 +35,8 @@ _SERVER: Final = Direction.SERVER
 _CLIENT: Final = Direction.CLIENT
 
 
-# Final aliases: compiled, a Final is a C static, and any other module-level name a dict lookup.
+# The classes built per exchange, through Final aliases (a C static each once compiled; see
+# DEVELOPERS.md).
 _RESPONSE_VIEW: Final = ResponseView
 _HTTP_EXCHANGE: Final = HttpExchange
 
@@ -88,6 +91,11 @@ class ExchangeBuilder:
         self._services = services or ServiceMap()
         self._router: RouteTemplater = router or _PathAsRoute()
         self._judge = judge
+        # The agent's own router and classifier, typed as what they are: compiled, a call
+        # through a protocol looks the method up and boxes its arguments on every exchange,
+        # where a call to a known class is a direct C call.
+        self._our_router = router if isinstance(router, Router) else None
+        self._our_judge = judge if isinstance(judge, Classifier) else None
         self._comm_of = comm_of
         self._comms: dict[int, str] = {}
 
@@ -113,7 +121,11 @@ class ExchangeBuilder:
         service = self._services.resolve(comm, local_port if is_server else None, tgid)
         head = request.head
         path = path_of(head.target)
-        route = self._router.route(service, path)
+        our_router = self._our_router
+        if our_router is not None:
+            route = our_router.route(service, path)
+        else:
+            route = self._router.route(service, path)
         method = head.method
         status = 0
         response_size = 0
@@ -130,7 +142,11 @@ class ExchangeBuilder:
                     _RESPONSE_VIEW, service, route, method, status, (), response.body,
                     response.body_truncated, response.head.header,
                 )  # fmt: skip
-                verdict = self._judge.classify(view)
+                our_judge = self._our_judge
+                if our_judge is not None:
+                    verdict = our_judge.classify(view)
+                else:
+                    verdict = self._judge.classify(view)
         start_ns = request.start_ns
         # Field order of HttpExchange; build skips its keyword-parsing __new__.
         return build(

@@ -6,9 +6,11 @@ import pytest
 
 from probe.abi import Role
 from probe.conn import ObservedExchange
-from probe.exchanges import ExchangeBuilder, WallClock, path_of
+from probe.exchanges import ExchangeBuilder, ResponseJudge, RouteTemplater, WallClock, path_of
 from probe.http import HttpMessage, parse_head
 from probe.model import NOT_INSPECTED, Direction, HttpExchange, ResponseView, Verdict
+from probe.routes import Router
+from probe.semantics import Classifier
 from probe.services import ServiceMap, ServiceRule
 
 PATH_CASES = [
@@ -127,3 +129,30 @@ def test_a_response_without_a_body_is_not_judged() -> None:
     empty = RESPONSE._replace(body=b"", body_truncated=False, complete=False)
     exchange = build(observed(Role.SERVER, empty, empty.end_ns), judge)
     assert (exchange.verdict, exchange.complete, judge.calls) == (NOT_INSPECTED, False, [])
+
+
+class Delegating:
+    """Any other implementation of the router's and the judge's protocols."""
+
+    def __init__(self, router: Router, judge: Classifier) -> None:
+        self._router, self._judge = router, judge
+
+    def route(self, service: str, path: str) -> str:
+        return self._router.route(service, path)
+
+    def classify(self, view: ResponseView) -> Verdict:
+        return self._judge.classify(view)
+
+
+def test_the_agents_own_router_and_classifier_judge_as_any_other_implementation_would() -> None:
+    failing = RESPONSE._replace(body=b'{"ok":false,"error":"card_declined"}')
+
+    def exchange_with(router: RouteTemplater, judge: ResponseJudge) -> HttpExchange:
+        builder = ExchangeBuilder(WallClock(0.0), router=router, judge=judge)
+        return builder.build(observed(Role.SERVER, failing, failing.end_ns))
+
+    ours = exchange_with(Router(), Classifier())
+    delegating = Delegating(Router(), Classifier())
+    assert ours == exchange_with(delegating, delegating)
+    assert ours.route == "/users/:int/orders"
+    assert ours.verdict.business_error and ours.verdict.error_type == "card_declined"
