@@ -412,7 +412,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     rng = random.Random(3)
-    results = {"from_records": from_records(args.records, args.repeats)}
+    results: dict[str, object] = {"from_records": from_records(args.records, args.repeats)}
     results.update(throughput(make_exchanges(args.exchanges, rng)))
     results["flood_without_router"] = flood(args.flood, False, rng)
     if results["routes_module"]:
