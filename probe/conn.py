@@ -40,11 +40,6 @@ def _slot(tgid: int, fd: int) -> _Slot:
     return (tgid << 32) | (fd & 0xFFFFFFFF)
 
 
-def _key_of(slot: _Slot) -> ConnKey:
-    fd = slot & 0xFFFFFFFF
-    return slot >> 32, fd - (1 << 32) if fd >= 1 << 31 else fd
-
-
 _MSG_START: Final = int(RecordFlag.MSG_START)
 # Module constants for the enum members the per-record path compares with: reading a member off
 # its class costs ~40 ns on Python 3.11. Final, because compiled a Final is a C static and any
@@ -366,8 +361,8 @@ class ConnectionTracker:
         """Connections waiting for the end of a message that only byte totals can reveal, and
         quiet for ``quiet_ns`` (so no record about them is still on its way)."""
         return [
-            (_key_of(key), conn.conn_id)
-            for key, conn in self._conns.items()
+            (conn.ident[:2], conn.conn_id)  # ident is (tgid, fd, conn_id)
+            for conn in self._conns.values()
             if now_ns - conn.last_ns >= quiet_ns
             and conn.held is None  # its totals count records not applied yet
             and (conn.responses.awaiting_end or conn.requests.awaiting_end)
