@@ -37,7 +37,7 @@ static const char *const METHODS[] = {"GET",   "POST",    "PUT",     "DELETE", "
 
 /* Interned once: every request carries one of these, so none is allocated per head. */
 static PyObject *method_names[METHOD_COUNT];
-static PyObject *http_1_0, *http_1_1, *empty, *crlf_text;
+static PyObject *http_1_0, *http_1_1, *empty;
 
 /* Where ``needle`` first occurs in ``s[:n]``, or NULL. Heads are short and the needles few: a
  * memchr for the first byte and a byte loop for the rest beat glibc's memmem, whose setup for
@@ -137,6 +137,9 @@ static PyTypeObject *head_type = &PyTuple_Type;
  * reference", both set by configure. */
 static PyTypeObject *message_type;
 static PyObject *undecided;
+/* probe.http.header_value_in_python, set by configure: header_value's answer for what no parser
+ * makes (a block or a name beyond latin-1). */
+static PyObject *header_value_reference;
 
 static PyObject *new_head(int is_request, PyObject *method, PyObject *target, long status,
                           PyObject *version, PyObject *block, Py_ssize_t size) {
@@ -162,20 +165,22 @@ static PyObject *new_head(int is_request, PyObject *method, PyObject *target, lo
 
 static PyObject *configure(PyObject *module, PyObject *args) {
     (void)module;
-    PyObject *head, *message, *sentinel;
-    if (!PyArg_ParseTuple(args, "O!O!O:configure", &PyType_Type, &head, &PyType_Type, &message,
-                          &sentinel))
+    PyObject *head, *message, *sentinel, *reference;
+    if (!PyArg_ParseTuple(args, "O!O!OO:configure", &PyType_Type, &head, &PyType_Type, &message,
+                          &sentinel, &reference))
         return NULL;
     if (!PyType_IsSubtype((PyTypeObject *)head, &PyTuple_Type) ||
-        !PyType_IsSubtype((PyTypeObject *)message, &PyTuple_Type)) {
+        !PyType_IsSubtype((PyTypeObject *)message, &PyTuple_Type) || !PyCallable_Check(reference)) {
         PyErr_SetString(PyExc_TypeError, "configure wants two tuple types (probe.http's "
-                                         "MessageHead and HttpMessage) and a sentinel");
+                                         "MessageHead and HttpMessage), a sentinel and "
+                                         "header_value_in_python");
         return NULL;
     }
     /* Kept for the life of the process. */
     head_type = (PyTypeObject *)Py_NewRef(head);
     message_type = (PyTypeObject *)Py_NewRef(message);
     undecided = Py_NewRef(sentinel);
+    header_value_reference = Py_NewRef(reference);
     Py_RETURN_NONE;
 }
 
@@ -364,27 +369,11 @@ static PyObject *header_value(PyObject *module, PyObject *const *args, Py_ssize_
     PyObject *block = args[0], *name = args[1];
     if (PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND ||
         PyUnicode_KIND(block) != PyUnicode_1BYTE_KIND) {
-        /* Not what a parser makes: the reference's own steps, through the str methods. */
-        PyObject *lower = PyObject_CallMethod(block, "lower", NULL);
-        PyObject *needle = lower == NULL ? NULL : PyUnicode_FromFormat("\r\n%U:", name);
-        Py_ssize_t at = needle == NULL ? -2 : PyUnicode_Find(lower, needle, 0, PY_SSIZE_T_MAX, 1);
-        Py_ssize_t skip = needle == NULL ? 0 : PyUnicode_GET_LENGTH(needle);
-        Py_XDECREF(lower);
-        Py_XDECREF(needle);
-        if (at == -2)
+        if (header_value_reference == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "probe._head.configure was not called");
             return NULL;
-        if (at == -1)
-            Py_RETURN_NONE;
-        Py_ssize_t start = at + skip, n = PyUnicode_GET_LENGTH(block);
-        Py_ssize_t end = PyUnicode_Find(block, crlf_text, start, PY_SSIZE_T_MAX, 1);
-        if (end == -2)
-            return NULL;
-        PyObject *line = PyUnicode_Substring(block, start, end < 0 ? (n > 0 ? n - 1 : 0) : end);
-        if (line == NULL)
-            return NULL;
-        PyObject *value = PyObject_CallMethod(line, "strip", "s", " \t");
-        Py_DECREF(line);
-        return value;
+        }
+        return PyObject_Vectorcall(header_value_reference, args, 2, NULL);
     }
     const unsigned char *s = PyUnicode_1BYTE_DATA(block);
     Py_ssize_t n = PyUnicode_GET_LENGTH(block);
@@ -542,8 +531,7 @@ PyMODINIT_FUNC PyInit__head(void) {
     http_1_0 = PyUnicode_InternFromString("HTTP/1.0");
     http_1_1 = PyUnicode_InternFromString("HTTP/1.1");
     empty = PyUnicode_InternFromString("");
-    crlf_text = PyUnicode_InternFromString("\r\n");
-    if (http_1_0 == NULL || http_1_1 == NULL || empty == NULL || crlf_text == NULL)
+    if (http_1_0 == NULL || http_1_1 == NULL || empty == NULL)
         return NULL;
     return PyModule_Create(&head_module);
 }

@@ -129,7 +129,7 @@ def _load_head_extension() -> tuple[
         from probe import _head
     except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
         return None, None, None, None
-    _head.configure(MessageHead, HttpMessage, _UNDECIDED)
+    _head.configure(MessageHead, HttpMessage, _UNDECIDED, header_value_in_python)
     return _head.split_head, _head.header_framing, _head.start_message, _head.header_value
 
 
