@@ -113,10 +113,12 @@ class ExchangeBuilder:
         """Drop a cached process name (the pid may be reused)."""
         self._comms.pop(tgid, None)
 
-    def build(self, observed: ObservedExchange) -> HttpExchange:
+    def build(self, observed: ObservedExchange, comm: str | None = None) -> HttpExchange:
+        """``comm``: the process name, when the caller has already looked it up."""
         # One unpack instead of a dozen attribute reads: this runs once per exchange.
         tgid, thread_comm, role, local_port, _, request, response, end_ns = observed
-        comm = self.comm(tgid, thread_comm)
+        if comm is None:
+            comm = self.comm(tgid, thread_comm)
         is_server = role is not _CLIENT_ROLE
         service = self._services.resolve(comm, local_port if is_server else None, tgid)
         head = request.head

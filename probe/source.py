@@ -236,7 +236,7 @@ class LiveProbeSource:
             if not self._filters.admits(item, comm):
                 self._filtered += 1
                 continue
-            out.append(self._builder.build(item))
+            out.append(self._builder.build(item, comm))
         return out
 
     def stats(self) -> ProbeStats:

@@ -156,3 +156,17 @@ def test_the_agents_own_router_and_classifier_judge_as_any_other_implementation_
     assert ours == exchange_with(delegating, delegating)
     assert ours.route == "/users/:int/orders"
     assert ours.verdict.business_error and ours.verdict.error_type == "card_declined"
+
+
+def test_a_process_name_the_caller_already_looked_up_is_not_looked_up_again() -> None:
+    looked_up: list[int] = []
+
+    def comm_of(pid: int) -> str:
+        looked_up.append(pid)
+        return "from-proc"
+
+    builder = ExchangeBuilder(WallClock(0.0), comm_of=comm_of)
+    assert builder.build(observed(Role.SERVER, RESPONSE, RESPONSE.end_ns), "nginx").comm == "nginx"
+    assert looked_up == []
+    assert builder.build(observed(Role.SERVER, RESPONSE, RESPONSE.end_ns)).comm == "from-proc"
+    assert looked_up == [100]
