@@ -79,7 +79,11 @@ struct fields {
     Py_ssize_t data_len;
 };
 
-static PyObject *new_record(const struct fields *f, PyObject *thread, PyObject *flags) {
+/* ``like`` (with its fields ``like_f``), when given, is a record decoded just before: a field
+ * with the same value takes its int object instead of a new one. A PAIR's response shares its
+ * ids, ports and the request direction's totals with its request: seven ints of fourteen. */
+static PyObject *new_record(const struct fields *f, PyObject *thread, PyObject *flags,
+                            const struct fields *like_f, PyObject *like) {
     PyObject *r = record_type->tp_alloc(record_type, RECORD_FIELDS);
     if (r == NULL)
         return NULL;
@@ -91,25 +95,29 @@ static PyObject *new_record(const struct fields *f, PyObject *thread, PyObject *
             goto fail;                                                                         \
         PyTuple_SET_ITEM(r, i, v_);                                                            \
     } while (0)
+#define NUMBER(i, field, from)                                                                 \
+    SET(i, like != NULL && like_f->field == f->field ? Py_NewRef(PyTuple_GET_ITEM(like, i))   \
+                                                     : from(f->field))
     SET(0, Py_NewRef(f->kind));
     SET(1, Py_NewRef(f->direction));
     SET(2, Py_NewRef(f->role));
     SET(3, flags != NULL ? Py_NewRef(flags) : PyLong_FromUnsignedLongLong(f->flags));
-    SET(4, PyLong_FromUnsignedLongLong(f->tgid));
-    SET(5, PyLong_FromUnsignedLongLong(f->tid));
-    SET(6, PyLong_FromLongLong(f->fd));
-    SET(7, PyLong_FromUnsignedLongLong(f->conn_id));
-    SET(8, PyLong_FromUnsignedLongLong(f->ts_ns));
-    SET(9, PyLong_FromUnsignedLongLong(f->in_bytes));
-    SET(10, PyLong_FromUnsignedLongLong(f->in_last_ns));
-    SET(11, PyLong_FromUnsignedLongLong(f->out_bytes));
-    SET(12, PyLong_FromUnsignedLongLong(f->out_last_ns));
-    SET(13, PyLong_FromUnsignedLongLong(f->length));
-    SET(14, PyLong_FromUnsignedLongLong(f->local_port));
-    SET(15, PyLong_FromUnsignedLongLong(f->remote_port));
-    SET(16, PyLong_FromUnsignedLongLong(f->seq));
+    NUMBER(4, tgid, PyLong_FromUnsignedLongLong);
+    NUMBER(5, tid, PyLong_FromUnsignedLongLong);
+    NUMBER(6, fd, PyLong_FromLongLong);
+    NUMBER(7, conn_id, PyLong_FromUnsignedLongLong);
+    NUMBER(8, ts_ns, PyLong_FromUnsignedLongLong);
+    NUMBER(9, in_bytes, PyLong_FromUnsignedLongLong);
+    NUMBER(10, in_last_ns, PyLong_FromUnsignedLongLong);
+    NUMBER(11, out_bytes, PyLong_FromUnsignedLongLong);
+    NUMBER(12, out_last_ns, PyLong_FromUnsignedLongLong);
+    NUMBER(13, length, PyLong_FromUnsignedLongLong);
+    NUMBER(14, local_port, PyLong_FromUnsignedLongLong);
+    NUMBER(15, remote_port, PyLong_FromUnsignedLongLong);
+    NUMBER(16, seq, PyLong_FromUnsignedLongLong);
     SET(17, Py_NewRef(thread));
     SET(18, PyBytes_FromStringAndSize(f->data, f->data_len));
+#undef NUMBER
 #undef SET
     return r;
 fail:
@@ -169,10 +177,10 @@ static int decode_into(PyObject *out[2], const char *buf, Py_ssize_t size) {
     };
     int count = -1;
     PyObject *request = NULL, *record = NULL;
+    struct fields req = f;
     if (ev.kind == BW_KIND_PAIR) {
         /* The request's own direction has not moved since it passed; the other direction's
          * totals were as the kernel kept them (see bpf/http_event.h). */
-        struct fields req = f;
         req.kind = member(kinds, BW_KIND_DATA);
         req.ts_ns = ev.req_ts_ns;
         req.length = ev.req_len;
@@ -192,14 +200,14 @@ static int decode_into(PyObject *out[2], const char *buf, Py_ssize_t size) {
                                                 "INGRESS or EGRESS");
             goto done;
         }
-        request = new_record(&req, thread, msg_start);
+        request = new_record(&req, thread, msg_start, NULL, NULL);
         if (request == NULL)
             goto done;
         f.kind = req.kind;
         f.data = payload + ev.req_len;
         f.data_len = ev.captured - ev.req_len;
     }
-    record = new_record(&f, thread, NULL);
+    record = new_record(&f, thread, NULL, request != NULL ? &req : NULL, request);
     if (record == NULL)
         goto done;
     if (request != NULL) {
