@@ -81,7 +81,8 @@ struct fields {
 
 /* ``like`` (with its fields ``like_f``), when given, is a record decoded just before: a field
  * with the same value takes its int object instead of a new one. A PAIR's response shares its
- * ids, ports and the request direction's totals with its request: seven ints of fourteen. */
+ * ids, ports and the request direction's totals with its request: seven ints of fourteen.
+ * Fields equal to an earlier one of the same record share its object too (NUMBER_OR_SAME). */
 static PyObject *new_record(const struct fields *f, PyObject *thread, PyObject *flags,
                             const struct fields *like_f, PyObject *like) {
     PyObject *r = record_type->tp_alloc(record_type, RECORD_FIELDS);
@@ -98,19 +99,25 @@ static PyObject *new_record(const struct fields *f, PyObject *thread, PyObject *
 #define NUMBER(i, field, from)                                                                 \
     SET(i, like != NULL && like_f->field == f->field ? Py_NewRef(PyTuple_GET_ITEM(like, i))   \
                                                      : from(f->field))
+/* The same value as field j of this record: a thread that is its process's main thread has the
+ * process's id, and a record's own direction was last active at the record's own time. */
+#define NUMBER_OR_SAME(i, field, from, j, other)                                               \
+    SET(i, f->field == f->other ? Py_NewRef(PyTuple_GET_ITEM(r, j))                           \
+           : like != NULL && like_f->field == f->field ? Py_NewRef(PyTuple_GET_ITEM(like, i)) \
+                                                      : from(f->field))
     SET(0, Py_NewRef(f->kind));
     SET(1, Py_NewRef(f->direction));
     SET(2, Py_NewRef(f->role));
     SET(3, flags != NULL ? Py_NewRef(flags) : PyLong_FromUnsignedLongLong(f->flags));
     NUMBER(4, tgid, PyLong_FromUnsignedLongLong);
-    NUMBER(5, tid, PyLong_FromUnsignedLongLong);
+    NUMBER_OR_SAME(5, tid, PyLong_FromUnsignedLongLong, 4, tgid);
     NUMBER(6, fd, PyLong_FromLongLong);
     NUMBER(7, conn_id, PyLong_FromUnsignedLongLong);
     NUMBER(8, ts_ns, PyLong_FromUnsignedLongLong);
     NUMBER(9, in_bytes, PyLong_FromUnsignedLongLong);
-    NUMBER(10, in_last_ns, PyLong_FromUnsignedLongLong);
+    NUMBER_OR_SAME(10, in_last_ns, PyLong_FromUnsignedLongLong, 8, ts_ns);
     NUMBER(11, out_bytes, PyLong_FromUnsignedLongLong);
-    NUMBER(12, out_last_ns, PyLong_FromUnsignedLongLong);
+    NUMBER_OR_SAME(12, out_last_ns, PyLong_FromUnsignedLongLong, 8, ts_ns);
     NUMBER(13, length, PyLong_FromUnsignedLongLong);
     NUMBER(14, local_port, PyLong_FromUnsignedLongLong);
     NUMBER(15, remote_port, PyLong_FromUnsignedLongLong);
@@ -118,6 +125,7 @@ static PyObject *new_record(const struct fields *f, PyObject *thread, PyObject *
     SET(17, Py_NewRef(thread));
     SET(18, PyBytes_FromStringAndSize(f->data, f->data_len));
 #undef NUMBER
+#undef NUMBER_OR_SAME
 #undef SET
     return r;
 fail:
