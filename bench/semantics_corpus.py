@@ -173,6 +173,30 @@ def clean_body_cost(repeat: int = 5_000) -> dict[str, float]:
     return costs
 
 
+def capture_size_cost(repeat: int = 500) -> dict[str, float]:
+    """µs for 3 KiB bodies, the probe's capture: a list of records is cut in the middle of one,
+    and keys such as ``code`` make the pre-check send it to the JSON parser."""
+    classifier = Classifier()
+    records = [
+        {"id": i, "name": f"item-{i}", "price": i * 1.5, "code": f"SKU{i}"} for i in range(60)
+    ]
+    clean = [{"id": i, "name": f"n{i}"} for i in range(200)]
+    whole = json.dumps({"items": records[:40]}).encode()
+    bodies = {
+        "3 KiB clean JSON, cut": json.dumps({"items": clean}).encode()[:3072],
+        "3 KiB JSON with code keys, cut": json.dumps({"items": records}).encode()[:3072],
+        "3 KiB JSON with code keys, whole": whole,
+        "3 KiB JSON, error member last": whole[:-1] + b', "error": "insufficient_balance"}',
+    }  # fmt: skip
+    costs = {}
+    for label, body in bodies.items():
+        headers = (("content-type", "application/json"),)
+        view = ResponseView("svc", "/r", "GET", 200, headers, body, label.endswith("cut"))
+        assert classifier.classify(view).business_error == label.endswith("last")
+        costs[label] = round(_best_seconds(partial(classifier.classify, view), repeat) * 1e6, 2)
+    return costs
+
+
 def _best_seconds(call: Callable[[], object], number: int) -> float:
     """Seconds per call, best of five runs: the machine is shared, the minimum is the cost."""
     return min(timeit.repeat(call, number=number, repeat=5)) / number
@@ -198,11 +222,20 @@ def main() -> None:
     print()
     for label, us in clean.items():
         print(f"{label:30s} {us:6.2f} µs/body")
+    at_capture = capture_size_cost()
+    for label, us in at_capture.items():
+        print(f"{label:34s} {us:7.2f} µs/body")
     kib = bytes(1024)
     reference_ns = round(_best_seconds(partial(bytes.__contains__, kib, b"rror"), 200_000) * 1e9)
     print(f"machine reference: one substring test on 1 KiB = {reference_ns} ns")
     write_results(
-        "semantics_corpus", {"corpus": rows, "clean_bodies_us": clean, "reference_ns": reference_ns}
+        "semantics_corpus",
+        {
+            "corpus": rows,
+            "clean_bodies_us": clean,
+            "capture_size_bodies_us": at_capture,
+            "reference_ns": reference_ns,
+        },
     )
 
 

@@ -13,6 +13,7 @@ import codecs
 import json
 import re
 import zlib
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Final
 
@@ -192,6 +193,11 @@ _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[{}\[\],]')
 _CLOSERS = {"{": "}", "[": "]"}
 
 
+# Where a cut document can be closed (see scan_in_python): (safe_end, safe_depth, closers,
+# in_string), or None when a bracket mismatches or closes the first value.
+JsonCut = tuple[int, int, str, bool]
+
+
 def parse_json_prefix(text: str) -> object | None:
     """The JSON value in ``text``, or as much of it as is complete when the text was cut.
 
@@ -205,15 +211,27 @@ def parse_json_prefix(text: str) -> object | None:
     if start == len(text) or text[start] not in "{[":
         return None
     body = text[start:] if start else text
-    value = _loads(body)
-    if value is None:
-        value = _first_value(body)
-    return _repair(body) if value is None else value
+    # A document that parses whole ends with its closing bracket: a cut one is not tried whole.
+    if body.rstrip()[-1] in "}]":
+        value = _loads(body)
+        if value is not None:
+            return value
+    cut = _scan(body)
+    if cut is None:  # the first value closes (or does not parse): something may follow it
+        return _first_value(body)
+    # Never closed, so neither json.loads nor raw_decode could take it: the scan says how far
+    # it goes (a cut 3 KiB body was parsed three times over before it was scanned).
+    return _repaired(body, cut)
 
 
-def _repair(text: str) -> object | None:
-    stack: list[str] = []  # the closers the open containers need, outermost first
-    safe_end, safe_depth = 0, 0  # text[:safe_end] + closers of stack[:safe_depth] is complete
+def scan_in_python(text: str) -> JsonCut | None:
+    """Where ``text``, a JSON document that may be cut, can be closed: its prefix
+    ``text[:safe_end]`` closed with ``closers[:safe_depth]`` ends after a whole member or element,
+    ``closers`` being what its open containers need, outermost first; ``in_string`` when it ends
+    inside a string. None when a closing bracket does not match, or closes the first value. The
+    reference for probe/_json_prefix.c."""
+    stack: list[str] = []
+    safe_end, safe_depth = 0, 0
     in_string = False
     for match in _TOKEN.finditer(text):
         token = match.group()
@@ -233,21 +251,38 @@ def _repair(text: str) -> object | None:
                 return None  # mismatched brackets: not JSON
             safe_end, safe_depth = match.end(), len(stack)
             if not stack:
-                return None  # complete, yet json.loads refused it: not JSON
+                return None  # the first value is complete
+    return safe_end, safe_depth, "".join(stack), in_string
+
+
+def _load_scan() -> Callable[[str], JsonCut | None]:
+    try:
+        from probe import _json_prefix
+    except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
+        return scan_in_python
+    return _json_prefix.scan
+
+
+_scan: Final = _load_scan()
+
+
+def _repaired(text: str, cut: JsonCut) -> object | None:
+    """The cut document ``text``, closed where ``cut`` says."""
+    safe_end, safe_depth, closers, in_string = cut
     tail = text.rstrip()
     if not in_string and tail and tail[-1] not in "0123456789.-+,:":
-        whole = _loads(_closed(tail, stack))
+        whole = _loads(_closed(tail, closers))  # it may end with a whole last member
         if whole is not None:
             return whole
-    return _loads(_closed(text[:safe_end], stack[:safe_depth]))
+    return _loads(_closed(text[:safe_end], closers[:safe_depth]))
 
 
-def _closed(prefix: str, closers: list[str]) -> str:
+def _closed(prefix: str, closers: str) -> str:
     """``prefix`` with its open containers closed; one cut before its first member gets a
     placeholder member, because ``"errors": [`` was about to hold something."""
     end = prefix.rstrip()[-1:]
     filler = CUT_MEMBER_JSON if end == "{" else "null" if end == "[" else ""
-    return prefix + filler + "".join(reversed(closers))
+    return prefix + filler + closers[::-1]
 
 
 def _loads(text: str) -> object | None:

@@ -10,19 +10,22 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from probe.body import (
     MAX_DECODED,
+    JsonCut,
     MediaKind,
     codec_of,
     decode_content,
     media_kind,
     media_type_of,
     parse_json_prefix,
+    scan_in_python,
     text_of,
 )
+from tests.ci import built_extension
 
 DATA = Path(__file__).parent / "data" / "semantics"
 DOCUMENT = b'{"ok":false,"error":"invalid_auth","detail":"' + b"x" * 2000 + b'"}'
@@ -203,3 +206,69 @@ def test_random_bytes_never_make_the_body_functions_raise(data: bytes, coding: s
 @given(st.text(alphabet='{}[]",:\\ ab1tnul-.e', max_size=60))
 def test_json_like_garbage_never_makes_the_parser_raise(text: str) -> None:
     parse_json_prefix(text)
+
+
+# --- the scan of a cut document: probe/_json_prefix.c against scan_in_python -------------------
+
+_JSON_LIKE = st.text(alphabet='{}[]",:\\ ab1tnul-.e\n\u00e9\u4e2d\U0001f600', max_size=80)
+
+
+@st.composite
+def _cuts_of_documents(draw: st.DrawFn) -> str:
+    document = draw(st.dictionaries(st.text(max_size=6), _JSON, max_size=5))
+    text = json.dumps(document, ensure_ascii=draw(st.booleans()))
+    return text[: draw(st.integers(min_value=0, max_value=len(text)))]
+
+
+def _parse_by_every_attempt(text: str) -> object | None:
+    """What parse_json_prefix answered when it tried every way in turn: the document whole, then
+    its first value, then closed where the scan says. Skipping the attempts that cannot succeed
+    must not change an answer."""
+    start = len(text) - len(text.lstrip(" \t\r\n\ufeff"))
+    if start == len(text) or text[start] not in "{[":
+        return None
+    body = text[start:]
+    for attempt in (json.loads, lambda t: json.JSONDecoder().raw_decode(t)[0]):
+        try:
+            whole: object = attempt(body)
+        except (ValueError, RecursionError):
+            continue
+        return whole
+    cut = scan_in_python(body)
+    if cut is None:
+        return None
+    safe_end, safe_depth, closers, in_string = cut
+    tail = body.rstrip()
+    closing = [body[:safe_end] + _filler(body[:safe_end]) + closers[:safe_depth][::-1]]
+    if not in_string and tail and tail[-1] not in "0123456789.-+,:":
+        closing.insert(0, tail + _filler(tail) + closers[::-1])
+    for closed in closing:
+        try:
+            value: object = json.loads(closed)
+        except (ValueError, RecursionError):
+            continue
+        return value
+    return None
+
+
+def _filler(prefix: str) -> str:
+    end = prefix.rstrip()[-1:]
+    return '"\\u2026":null' if end == "{" else "null" if end == "[" else ""
+
+
+@given(st.one_of(_JSON_LIKE, _cuts_of_documents()))
+@example('{"a": "b\\\n", "c": 1}')  # a backslash before a newline ends no string
+@example('[{"a": 1}, {"b": [2, 3')
+@example("{}]")
+def test_the_scan_in_c_finds_what_the_reference_finds(text: str) -> None:
+    scan = built_extension("probe._json_prefix").scan
+    expected: JsonCut | None = scan_in_python(text)
+    assert scan(text) == expected
+
+
+@given(st.one_of(_JSON_LIKE, _cuts_of_documents()))
+@example('{"a": [1, 2], "b": tru')
+@example('{"a": 1} {"b": 2}')  # a first value with more after it
+@example('{"a": 1, "b"')
+def test_a_document_parses_to_what_trying_every_way_in_turn_gives(text: str) -> None:
+    assert parse_json_prefix(text) == _parse_by_every_attempt(text)
