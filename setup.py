@@ -7,10 +7,11 @@ stay importable as such: ``BYTEWATCH_PURE_PYTHON=1`` skips the compilation, and
 ``probe.compiled`` tells which modules run compiled and whether one is older than its source.
 
 probe/kernel_structs.py stays pure Python: mypyc cannot build ctypes structures. probe/_head.c,
-probe/_records.c and probe/_json_prefix.c are C written by hand (HAND_WRITTEN), with
-probe.http.parse_head_in_python, probe.abi.decode_records_in_python and
-probe.body.scan_in_python as their references; so is probe/_priority.c, the reading thread's
-priority watcher (without it the reader stays at its nice value).
+probe/_records.c, probe/_json_prefix.c and probe/_needles.c are C written by hand
+(HAND_WRITTEN), with probe.http.parse_head_in_python, probe.abi.decode_records_in_python,
+probe.body.scan_in_python and probe.semantics.worth_parsing_in_python as their references; so
+is probe/_priority.c, the reading thread's priority watcher (without it the reader stays at its
+nice value).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ HAND_WRITTEN = [
     ),
     # Where a cut JSON body can be closed; probe.body.scan_in_python is its reference.
     Extension("probe._json_prefix", ["probe/_json_prefix.c"], extra_compile_args=["-O2"]),
+    # probe.semantics' pre-check in one pass; probe.semantics.worth_parsing_in_python is its
+    # reference.
+    Extension("probe._needles", ["probe/_needles.c"], extra_compile_args=["-O2"]),
     # Not an accelerator: a thread that must run when Python cannot (see its header comment).
     Extension("probe._priority", ["probe/_priority.c"], extra_compile_args=["-O2"]),
 ]

@@ -28,6 +28,7 @@ from probe.semantics import (
     sanitize_error_type,
 )
 from slo.cli import main
+from tests.ci import built_extension
 
 DATA = Path(__file__).parent / "data" / "semantics"
 SLACK_FAILURE = b'{"ok":false,"error":"invalid_auth"}'
@@ -426,8 +427,41 @@ def test_an_unreadable_body_file_is_one_line_and_exit_code_2(
 
 
 def test_the_spelled_out_hints_are_exactly_the_listed_ones() -> None:
-    from probe.semantics import _JSON_HINTS, _worth_parsing
+    from probe.semantics import _JSON_HINTS, _worth_parsing, worth_parsing_in_python
 
     for hint in _JSON_HINTS:
         assert _worth_parsing(b"{" + hint + b"}")
+        assert worth_parsing_in_python(b"{" + hint + b"}")
     assert not _worth_parsing(b'{"id": 1, "name": "ada", "status": "active"}')
+    assert not worth_parsing_in_python(b'{"id": 1, "name": "ada", "status": "active"}')
+
+
+# Bodies made of the pre-check's words, their pieces and JSON around them, at every offset from
+# the start of a 16-byte block (probe/_needles.c reads 16 positions at a time).
+_PIECES = st.sampled_from(
+    [b"rror", b"rro", b"fail", b"Fail", b'ode"', b'"ret', b"errno", b'"rc"', b'"fault"',
+     b'"__type"', b"false", b'"ok":false', b'"success": false', b"tatus", b'"statusCode": 503',
+     b'"status":"404"', b"ta", b"er", b'"', b"{", b"}", b", ", b"x", b"\xff", b"\n", b"od"]
+)  # fmt: skip
+_BODIES = st.lists(_PIECES, max_size=40).map(b"".join)
+
+
+@given(_BODIES, st.binary(max_size=40))
+def test_the_one_pass_pre_check_agrees_with_the_substring_tests(body: bytes, noise: bytes) -> None:
+    from probe.semantics import _worth_parsing, worth_parsing_in_python
+
+    for data in (body, noise + body, body + noise):
+        assert _worth_parsing(data) == worth_parsing_in_python(data)
+
+
+@given(_BODIES, st.integers(min_value=0, max_value=(1 << 11) - 1))
+def test_the_needle_search_finds_each_needle_that_occurs(body: bytes, stop: int) -> None:
+    needles = built_extension("probe._needles")
+    from probe.semantics import _NEEDLES
+
+    occurs = sum(1 << k for k, needle in enumerate(_NEEDLES) if needle in body)
+    found = needles.present(body, 0)
+    assert found == occurs
+    early = needles.present(body, stop)
+    assert early & ~occurs == 0, "never a needle that is not there"
+    assert early == occurs or early & stop, "short only when a needle of `stop` was found"
