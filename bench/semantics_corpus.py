@@ -174,20 +174,20 @@ def clean_body_cost(repeat: int = 5_000) -> dict[str, float]:
 
 
 def capture_size_cost(repeat: int = 500) -> dict[str, float]:
-    """µs for 3 KiB bodies, the probe's capture: a list of records is cut in the middle of one,
-    and keys such as ``code`` make the pre-check send it to the JSON parser."""
+    """µs for bodies of 1 KiB, what the probe keeps of a response (probe.http's body limit):
+    lists of records cut in the middle of one, whose ``code`` keys the pre-check finds."""
     classifier = Classifier()
     records = [
         {"id": i, "name": f"item-{i}", "price": i * 1.5, "code": f"SKU{i}"} for i in range(60)
     ]
     clean = [{"id": i, "name": f"n{i}"} for i in range(200)]
-    whole = json.dumps({"items": records[:40]}).encode()
+    whole = json.dumps({"items": records[:12]}).encode()
     bodies = {
-        "3 KiB clean JSON, cut": json.dumps({"items": clean}).encode()[:3072],
-        "3 KiB JSON with code keys, cut": json.dumps({"items": records}).encode()[:3072],
-        "3 KiB JSON with code keys, whole": whole,
-        "3 KiB JSON, error member last": whole[:-1] + b', "error": "insufficient_balance"}',
-    }  # fmt: skip
+        "1 KiB clean JSON, cut": json.dumps({"items": clean}).encode()[:1024],
+        "1 KiB list in an object, code keys, cut": json.dumps({"items": records}).encode()[:1024],
+        "1 KiB top-level list, code keys, cut": json.dumps(records).encode()[:1024],
+        "1 KiB JSON, error member last": whole[:-1] + b', "error": "insufficient_balance"}',
+    }
     costs = {}
     for label, body in bodies.items():
         headers = (("content-type", "application/json"),)
@@ -224,7 +224,7 @@ def main() -> None:
         print(f"{label:30s} {us:6.2f} µs/body")
     at_capture = capture_size_cost()
     for label, us in at_capture.items():
-        print(f"{label:34s} {us:7.2f} µs/body")
+        print(f"{label:42s} {us:7.2f} µs/body")
     kib = bytes(1024)
     reference_ns = round(_best_seconds(partial(bytes.__contains__, kib, b"rror"), 200_000) * 1e9)
     print(f"machine reference: one substring test on 1 KiB = {reference_ns} ns")

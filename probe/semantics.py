@@ -636,24 +636,38 @@ def builtin_verdict(body: _Body) -> Verdict:
     return NOT_INSPECTED
 
 
-def _load_needles() -> Callable[[bytes, int], int] | None:
+NeedleSearch = Callable[[bytes, int], int]
+
+
+def _load_needles() -> list[NeedleSearch]:
+    """probe/_needles.c's present and shallow, where it was built."""
     try:
         from probe import _needles
     except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
-        return None
+        return []
     _needles.configure(_NEEDLES)
-    return _needles.present
+    return [_needles.present, _needles.shallow]
 
 
-_present: Final = _load_needles()
+_SEARCHES: Final = _load_needles()
+_present: Final = _SEARCHES[0] if _SEARCHES else None
+_shallow: Final = _SEARCHES[1] if _SEARCHES else None
 
 
 def _worth_parsing(data: bytes) -> bool:
     """Can a JSON detector possibly fire? The words it needs, looked for in one pass where
-    probe/_needles.c is built: a dozen substring tests cost 3 to 9 us on a 3 KiB body."""
-    if _present is None:
+    probe/_needles.c is built (a dozen substring tests cost 3 to 9 us on a 3 KiB body), and
+    then, when there are some, only where a detector looks (see shallow_needles_in_python)."""
+    if _present is None or _shallow is None:
         return worth_parsing_in_python(data)
     found = _present(data, _HINTS)
+    if found:
+        found = _shallow(data, _HINTS)
+    return _worth_parsing_with(found, data)
+
+
+def _worth_parsing_with(found: int, data: bytes) -> bool:
+    """The pre-check's answer, given which of _NEEDLES were found (see _worth_parsing)."""
     if found & _HINTS:
         return True
     if found & _FALSE:
@@ -689,6 +703,37 @@ def worth_parsing_in_python(data: bytes) -> bool:
             if flag in text:
                 return True
     return "tatus" in text and _HTTP_STATUS.search(data) is not None
+
+
+def shallow_needles_in_python(data: bytes, needles: Sequence[bytes]) -> int:
+    """A mask of the ``needles`` that begin where the built-in detectors look, in a JSON body:
+    where every container but the outermost is an object. They read the top object's members,
+    those of objects inside it (``*_response`` envelopes, ``data.<field>.userErrors``) and the
+    objects of a top-level list (JSON-RPC batches); a list inside the document matters to them
+    only through a key outside it (``"errors": [...]``). The reference for probe/_needles.c's
+    shallow()."""
+    found = 0
+    lists: list[bool] = []  # the open containers, outermost first: True for a list
+    in_string = escaped = False
+    for i, byte in enumerate(data):
+        if not any(lists[1:]):
+            for k, needle in enumerate(needles):
+                if data.startswith(needle, i):
+                    found |= 1 << k
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            lists.append(byte == 0x5B)
+        elif byte in (0x7D, 0x5D) and lists:  # } ]
+            lists.pop()
+    return found
 
 
 def _error(detector: str, error_type: str | None) -> Verdict:

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bench.semantics_corpus import UNSET, CorpusCase, load_corpus
 from probe import semantics
+from probe.body import parse_json_prefix
 from probe.errors import ConfigFieldError
 from probe.exchanges import ResponseJudge
 from probe.model import NOT_INSPECTED, ResponseView, Verdict
@@ -26,6 +27,7 @@ from probe.semantics import (
     TopErrorTypes,
     load_semantic_rules,
     sanitize_error_type,
+    shallow_needles_in_python,
 )
 from slo.cli import main
 from tests.ci import built_extension
@@ -451,7 +453,76 @@ def test_the_one_pass_pre_check_agrees_with_the_substring_tests(body: bytes, noi
     from probe.semantics import _worth_parsing, worth_parsing_in_python
 
     for data in (body, noise + body, body + noise):
-        assert _worth_parsing(data) == worth_parsing_in_python(data)
+        if b"[" not in data:  # inside lists it looks at less (see the tests below)
+            assert _worth_parsing(data) == worth_parsing_in_python(data)
+
+
+# The same pieces with lists, strings and escapes around them.
+_NESTED_BODIES = st.lists(
+    _PIECES | st.sampled_from([b"[", b"]", b'"', b'\\"', b"\\\\", b'{"items": [', b"]}"]),
+    max_size=40,
+).map(b"".join)
+
+
+@given(_NESTED_BODIES)
+def test_the_needles_where_detectors_look_are_found_as_the_reference_finds_them(
+    data: bytes,
+) -> None:
+    from probe.semantics import _NEEDLES, _worth_parsing, _worth_parsing_with
+
+    reference = shallow_needles_in_python(data, _NEEDLES)
+    assert built_extension("probe._needles").shallow(data, 0) == reference
+    assert _worth_parsing(data) == _worth_parsing_with(reference, data)
+
+
+def test_a_word_inside_a_list_of_records_is_not_where_a_detector_looks() -> None:
+    from probe.semantics import _NEEDLES
+
+    code, rror = 1 << _NEEDLES.index(b'ode"'), 1 << _NEEDLES.index(b"rror")
+    records = b'{"items": [{"id": 1, "code": "A1"}, {"id": 2, "code": "B2"}]}'
+    assert shallow_needles_in_python(records, _NEEDLES) == 0
+    batch = b'[{"jsonrpc": "2.0", "error": {"code": -32601}}]'  # a top-level list counts
+    assert shallow_needles_in_python(batch, _NEEDLES) & rror
+    quoted = b'{"note": "[not a list] \\" {", "code": 7}'  # brackets inside strings are text
+    assert shallow_needles_in_python(quoted, _NEEDLES) == code
+
+
+# Documents of the words the detectors read, nested every way they can be.
+_KEYS = st.sampled_from(
+    ["error", "errors", "Error", "ok", "success", "status", "code", "message", "data", "items",
+     "userErrors", "jsonrpc", "pay_response", "kind", "reason", "fault", "__type", "errcode",
+     "ret", "rc", "id", "sub_code", "error_message", "httpStatus", "title", "type", "extensions"]
+)  # fmt: skip
+_VALUES = st.sampled_from(
+    [True, False, None, 0, 1, 404, 503, "error", "fail", "Failure", "Status", "ok", "boom", ""]
+)
+# Small envelopes as leaves too, so that an error object turns up at every depth.
+_DOCUMENTS = st.recursive(
+    _VALUES | st.dictionaries(_KEYS, _VALUES, min_size=1, max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_DOCUMENTS, st.floats(min_value=0.3, max_value=1.0), st.booleans())
+@example([{"jsonrpc": "2.0", "error": {"code": -32601}}], 1.0, False)  # a top-level list
+@example({"pay_response": {"error": "boom"}}, 1.0, True)  # an envelope inside
+@example({"data": {"createUser": {"userErrors": [{"code": "TAKEN"}]}}}, 1.0, False)
+@example({"items": [{"id": 1, "code": "A1", "error": "boom"}]}, 1.0, False)  # in a list: clean
+@example({"ok": True, "items": [{"ok": False}]}, 0.8, True)
+def test_looking_only_where_detectors_look_changes_no_verdict(
+    document: object, kept: float, spaced: bool
+) -> None:
+    from probe.semantics import _json_verdict, worth_parsing_in_python
+
+    text = json.dumps(document, separators=(", ", ": ") if spaced else (",", ":"))
+    body = text[: max(1, round(len(text) * kept))].encode()
+    if worth_parsing_in_python(body):
+        expected = _json_verdict(parse_json_prefix(body.decode()), problem=False) or CLEAN
+    else:
+        expected = CLEAN
+    view = ResponseView("svc", "/r", "GET", 200, (("content-type", "application/json"),), body)
+    assert Classifier().classify(view) == expected
 
 
 @given(_BODIES, st.integers(min_value=0, max_value=(1 << 11) - 1))
