@@ -96,9 +96,12 @@ class Agent:
 
 
 @contextmanager
-def agent(settings: Agent, workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def agent(
+    settings: Agent, workdir: Path, tree: Path = ROOT
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``bytewatch run`` on the live probe (niced as its default config says), API on a free
-    port; yields the process and the base URL once its API answers."""
+    port, from the source tree ``tree`` (another build, for bench.agent_against); yields the
+    process and the base URL once its API answers."""
     import socket
 
     with socket.socket() as sock:
@@ -114,7 +117,7 @@ def agent(settings: Agent, workdir: Path) -> Iterator[tuple[subprocess.Popen[str
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "slo.cli", "run", "--config", str(config)],
-        cwd=ROOT,
+        cwd=tree,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
