@@ -710,13 +710,14 @@ def shallow_needles_in_python(data: bytes, needles: Sequence[bytes]) -> int:
     where every container but the outermost is an object. They read the top object's members,
     those of objects inside it (``*_response`` envelopes, ``data.<field>.userErrors``) and the
     objects of a top-level list (JSON-RPC batches); a list inside the document matters to them
-    only through a key outside it (``"errors": [...]``). The reference for probe/_needles.c's
-    shallow()."""
+    only through a key outside it (``"errors": [...]``). Lists nested deeper than 256 levels
+    go uncounted, so what lies in them counts as looked at. The reference for
+    probe/_needles.c's shallow()."""
     found = 0
     lists: list[bool] = []  # the open containers, outermost first: True for a list
     in_string = escaped = False
     for i, byte in enumerate(data):
-        if not any(lists[1:]):
+        if not any(lists[1:256]):
             for k, needle in enumerate(needles):
                 if data.startswith(needle, i):
                     found |= 1 << k
