@@ -39,6 +39,8 @@ static PyObject *scan(PyObject *module, PyObject *text) {
         PyErr_SetString(PyExc_TypeError, "scan(text: str)");
         return NULL;
     }
+    if (PyUnicode_READY(text) < 0) /* a no-op for every str Python 3.11 makes itself */
+        return NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
