@@ -103,18 +103,28 @@ static PyObject *configure(PyObject *module, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* The (data: bytes, stop: int) arguments of present and shallow; 0 with an exception set. */
+static int body_and_stop(PyObject *const *args, Py_ssize_t nargs, const char *usage,
+                         const unsigned char **data, Py_ssize_t *n, uint64_t *stop) {
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return 0;
+    }
+    *stop = PyLong_AsUnsignedLongLongMask(args[1]);
+    if (*stop == (uint64_t)-1 && PyErr_Occurred())
+        return 0;
+    *data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    *n = PyBytes_GET_SIZE(args[0]);
+    return 1;
+}
+
 static PyObject *present(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "present(data: bytes, stop: int)");
+    const unsigned char *data;
+    Py_ssize_t n;
+    uint64_t stop, found = 0;
+    if (!body_and_stop(args, nargs, "present(data: bytes, stop: int)", &data, &n, &stop))
         return NULL;
-    }
-    uint64_t stop = PyLong_AsUnsignedLongLongMask(args[1]);
-    if (stop == (uint64_t)-1 && PyErr_Occurred())
-        return NULL;
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
-    uint64_t found = 0;
     Py_ssize_t i = 0;
 #if defined(__SSE2__)
     /* Blocks of 16 positions whose two bytes are all inside the body. */
@@ -143,16 +153,11 @@ static PyObject *present(PyObject *module, PyObject *const *args, Py_ssize_t nar
 
 static PyObject *shallow(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "shallow(data: bytes, stop: int)");
+    const unsigned char *data;
+    Py_ssize_t n;
+    uint64_t stop, found = 0;
+    if (!body_and_stop(args, nargs, "shallow(data: bytes, stop: int)", &data, &n, &stop))
         return NULL;
-    }
-    uint64_t stop = PyLong_AsUnsignedLongLongMask(args[1]);
-    if (stop == (uint64_t)-1 && PyErr_Occurred())
-        return NULL;
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
-    uint64_t found = 0;
     char lists[MAX_DEPTH]; /* 1 where the container at that depth is a list */
     Py_ssize_t depth = 0, lists_inside = 0; /* lists below the outermost container */
     int in_string = 0, escaped = 0;
