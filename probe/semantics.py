@@ -657,13 +657,28 @@ _shallow: Final = _SEARCHES[1] if _SEARCHES else None
 def _worth_parsing(data: bytes) -> bool:
     """Can a JSON detector possibly fire? The words it needs, looked for in one pass where
     probe/_needles.c is built (a dozen substring tests cost 3 to 9 us on a 3 KiB body), and
-    then, when there are some, only where a detector looks (see shallow_needles_in_python)."""
+    then, when there are some, only where a detector looks (see shallow_needles_in_python):
+    in a top-level list, only in JSON-RPC replies."""
     if _present is None or _shallow is None:
         return worth_parsing_in_python(data)
     found = _present(data, _HINTS)
-    if found:
-        found = _shallow(data, _HINTS)
-    return _worth_parsing_with(found, data)
+    if not found:
+        return False
+    if _top_level_list(data) and _JSONRPC not in data:
+        return False  # of a list, the detectors read only JSON-RPC replies (_jsonrpc_batch)
+    return _worth_parsing_with(_shallow(data, _HINTS), data)
+
+
+_JSONRPC: Final = b'"jsonrpc"'
+_JSON_SPACE: Final = b" \t\r\n"
+
+
+def _top_level_list(data: bytes) -> bool:
+    """Whether the body is a JSON list (its first byte past JSON's whitespace is ``[``)."""
+    for byte in data:
+        if byte not in _JSON_SPACE:
+            return byte == 0x5B
+    return False
 
 
 def _worth_parsing_with(found: int, data: bytes) -> bool:
