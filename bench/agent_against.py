@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pipeline_against import checkout
-from bench.probe_overhead import ROOT, Agent, agent, cpu_seconds, probe_counters, wrk
+from bench.probe_overhead import ROOT, Agent, measure
 from bench.results import write_results
 from tests.probe.servers import start_server
 
@@ -47,13 +47,10 @@ class Turn:
 
 
 def one_turn(tree: Path, workdir: Path, url: str, seconds: float) -> Turn:
-    with agent(Agent(), workdir, tree) as (proc, base):
-        wrk(url, 1, rate_limited=True)  # the agent's first records, its caches warm
-        before = cpu_seconds(proc.pid)
-        result = wrk(url, seconds, rate_limited=True)
-        used = cpu_seconds(proc.pid) - before
-        lost = probe_counters(base).get("bytewatch_probe_lost_records_total", 0.0)
-    return Turn(used / seconds, used / result.requests * 1e6, result.latency_p50_s * 1e6, int(lost))
+    run = measure(url, seconds, probe=Agent(), rate_limited=True, workdir=workdir, tree=tree)
+    used = run.agent_cpu_s or 0.0
+    cores, per_request = used / seconds, used / max(1, run.requests) * 1e6
+    return Turn(cores, per_request, run.p50_s * 1e6, run.lost_records or 0)
 
 
 def main() -> int:

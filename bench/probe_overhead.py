@@ -155,14 +155,21 @@ def probe_counters(base: str) -> dict[str, float]:
 
 
 def measure(
-    url: str, seconds: float, *, probe: Agent | None, rate_limited: bool, workdir: Path
+    url: str,
+    seconds: float,
+    *,
+    probe: Agent | None,
+    rate_limited: bool,
+    workdir: Path,
+    tree: Path = ROOT,
 ) -> Run:
+    """One wrk run, without the agent or with it (from the source tree ``tree``)."""
     if probe is None:
         result = wrk(url, seconds, rate_limited=rate_limited)
         return Run(
             result.requests_per_s, result.latency_p50_s, result.latency_p99_s, result.requests
         )
-    with agent(probe, workdir) as (proc, base):
+    with agent(probe, workdir, tree) as (proc, base):
         time.sleep(0.5)
         before = cpu_seconds(proc.pid)
         counted = probe_counters(base)
