@@ -17,6 +17,7 @@ from probe.body import (
     MAX_DECODED,
     JsonCut,
     MediaKind,
+    _repaired,
     codec_of,
     decode_content,
     media_kind,
@@ -235,25 +236,7 @@ def _parse_by_every_attempt(text: str) -> object | None:
             continue
         return whole
     cut = scan_in_python(body)
-    if cut is None:
-        return None
-    safe_end, safe_depth, closers, in_string = cut
-    tail = body.rstrip()
-    closing = [body[:safe_end] + _filler(body[:safe_end]) + closers[:safe_depth][::-1]]
-    if not in_string and tail and tail[-1] not in "0123456789.-+,:":
-        closing.insert(0, tail + _filler(tail) + closers[::-1])
-    for closed in closing:
-        try:
-            value: object = json.loads(closed)
-        except (ValueError, RecursionError):
-            continue
-        return value
-    return None
-
-
-def _filler(prefix: str) -> str:
-    end = prefix.rstrip()[-1:]
-    return '"\\u2026":null' if end == "{" else "null" if end == "[" else ""
+    return None if cut is None else _repaired(body, cut)
 
 
 @given(st.one_of(_JSON_LIKE, _cuts_of_documents()))
