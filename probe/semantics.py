@@ -724,10 +724,11 @@ def shallow_needles_in_python(data: bytes, needles: Sequence[bytes]) -> int:
     """A mask of the ``needles`` that begin where the built-in detectors look, in a JSON body:
     where every container but the outermost is an object. They read the top object's members,
     those of objects inside it (``*_response`` envelopes, ``data.<field>.userErrors``) and the
-    objects of a top-level list (JSON-RPC batches); a list inside the document matters to them
-    only through a key outside it (``"errors": [...]``). Lists nested deeper than 256 levels
-    go uncounted, so what lies in them counts as looked at. The reference for
-    probe/_needles.c's shallow()."""
+    objects of a top-level list (JSON-RPC batches, which is all they read of a list:
+    ``_worth_parsing`` passes a list without ``"jsonrpc"`` before this is asked); a list inside
+    the document matters to them only through a key outside it (``"errors": [...]``). Lists
+    nested deeper than 256 levels go uncounted, so what lies in them counts as looked at. The
+    reference for probe/_needles.c's shallow()."""
     found = 0
     lists: list[bool] = []  # the open containers, outermost first: True for a list
     in_string = escaped = False
