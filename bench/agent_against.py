@@ -1,7 +1,7 @@
 """The live agent, this checkout against a git revision, in one run: its CPU at ~10,000 requests/s.
 
 Run as root:  .venv/bin/python -m bench.agent_against REV [--rounds 6] [--seconds 8]
-                                                        [--target nginx|node] [--body hello|records]
+                                            [--target nginx|node] [--body hello|records|envelope]
 
 bench.probe_overhead measures one build, and this machine's speed moves by tens of percent
 within an hour, so two builds measured in separate runs do not compare. Here REV is written out
@@ -12,7 +12,10 @@ microseconds per request), wrk's p50 and the records lost, and the median paired
 
 ``--body records`` has nginx serve an 8 KiB JSON list of records instead of its small hello: a
 REST list endpoint, whose words (``"code"`` keys) the body checks find, cut at the 1 KiB the
-probe keeps. Writes bench/results/agent_against_TARGET_BODY.json.
+probe keeps. ``--body envelope`` wraps that list as many APIs wrap every answer,
+``{"code": 0, "msg": "success", "data": {"total": 100, "items": [...]}}``: there the word is
+where the detectors look, and the body is parsed. Writes
+bench/results/agent_against_TARGET_BODY.json.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ RECORDS = [
     {"id": i, "name": f"item-{i}", "price": i * 1.5, "code": f"SKU{i}", "tags": ["a", "b"]}
     for i in range(100)
 ]
+BODIES = {
+    "records": {"items": RECORDS},
+    "envelope": {"code": 0, "msg": "success", "data": {"total": len(RECORDS), "items": RECORDS}},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +66,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--target", choices=["nginx", "node"], default="nginx")
-    parser.add_argument("--body", choices=["hello", "records"], default="hello")
+    parser.add_argument("--body", choices=["hello", *BODIES], default="hello")
     args = parser.parse_args()
-    if args.body == "records" and args.target != "nginx":
-        parser.error("--body records needs --target nginx (it serves the file)")
+    if args.body != "hello" and args.target != "nginx":
+        parser.error(f"--body {args.body} needs --target nginx (it serves the file)")
     turns: dict[str, list[Turn]] = {args.revision: [], "this checkout": []}
     with tempfile.TemporaryDirectory() as tmp, start_server(args.target, Path(tmp)) as server:
         trees = {args.revision: checkout(args.revision, Path(tmp)), "this checkout": ROOT}
-        if args.body == "records":
+        if args.body in BODIES:
             served = next(Path(tmp).glob("**/html/hello.json"))
-            served.write_text(json.dumps({"items": RECORDS}))
+            served.write_text(json.dumps(BODIES[args.body]))
         url = server.url("/hello")
         names = list(trees)
         for i in range(args.rounds):

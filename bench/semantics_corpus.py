@@ -173,17 +173,23 @@ def clean_body_cost(repeat: int = 5_000) -> dict[str, float]:
 
 def capture_size_cost(repeat: int = 500) -> dict[str, float]:
     """µs for bodies of 1 KiB, what the probe keeps of a response (probe.http's body limit):
-    lists of records cut in the middle of one, whose ``code`` keys the pre-check finds."""
+    lists of records cut in the middle of one, whose ``code`` keys the pre-check finds, and
+    envelopes around such lists."""
     records = [
         {"id": i, "name": f"item-{i}", "price": i * 1.5, "code": f"SKU{i}"} for i in range(60)
     ]
     clean = [{"id": i, "name": f"n{i}"} for i in range(200)]
     whole = json.dumps({"items": records[:12]}).encode()
+    # The envelopes many APIs wrap every answer in, whose own keys are the detectors' words.
+    envelope = json.dumps({"code": 0, "msg": "success", "data": {"total": 60, "items": records}})
+    graphql = json.dumps({"data": {"orders": records[:12]}, "errors": []}).encode()
     bodies = {
         "1 KiB clean JSON, cut": json.dumps({"items": clean}).encode()[:1024],
         "1 KiB list in an object, code keys, cut": json.dumps({"items": records}).encode()[:1024],
         "1 KiB top-level list, code keys, cut": json.dumps(records).encode()[:1024],
         "1 KiB JSON, error member last": whole[:-1] + b', "error": "insufficient_balance"}',
+        '1 KiB {"code": 0, "data": {list}} envelope, cut': envelope.encode()[:1024],
+        '1 KiB {"data": {list}, "errors": []}, whole': graphql,
     }
     headers = (("content-type", "application/json"),)
     views = {

@@ -20,6 +20,12 @@
  * their escapes, brackets), so it runs only once present() has found a word. Nesting deeper
  * than MAX_DEPTH counts as looked at. probe.semantics.shallow_needles_in_python is its
  * reference.
+ *
+ * outline(data: bytes) is the other side of the same rule: the body with each list below its
+ * outermost container reduced to [0], or [] when empty, or left open when the body is cut
+ * inside it, so that json.loads builds the objects the detectors read and not the records
+ * they skip. None when nothing was reduced, or on what the cut-JSON scan would read
+ * differently (see probe.semantics.outline_in_python, its reference).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -196,6 +202,85 @@ static PyObject *shallow(PyObject *module, PyObject *const *args, Py_ssize_t nar
     return PyLong_FromUnsignedLongLong(found);
 }
 
+static int json_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static PyObject *outline(PyObject *module, PyObject *arg) {
+    (void)module;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "outline(data: bytes)");
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    /* Never longer than data: a reduced list is at most as long as it was ([x] to [0]). */
+    PyObject *result = PyBytes_FromStringAndSize(NULL, n);
+    if (result == NULL)
+        return NULL;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    Py_ssize_t written = 0, copied = 0, depth = 0;
+    unsigned char inside[MAX_DEPTH]; /* closers the list being reduced needs, its own first */
+    int open = 0, holds = 0, reduced = 0, in_string = 0, escaped = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = data[i];
+        if (in_string) {
+            if (escaped) {
+                if (c == '\n')
+                    goto unchanged;
+                escaped = 0;
+            } else if (c == '\\') {
+                escaped = 1;
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (open > 0) {
+            if (c == ']' || c == '}') {
+                if (inside[--open] != c)
+                    goto unchanged;
+                if (open == 0) {
+                    if (holds)
+                        out[written++] = '0';
+                    out[written++] = ']';
+                    copied = i + 1;
+                }
+            } else if (!json_space(c)) {
+                holds = 1;
+                if (c == '"') {
+                    in_string = 1;
+                } else if (c == '[' || c == '{') {
+                    if (open == MAX_DEPTH)
+                        goto unchanged;
+                    inside[open++] = (unsigned char)(c + 2); /* ] is [ + 2, } is { + 2 */
+                }
+            }
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' && depth > 0) {
+            memcpy(out + written, data + copied, (size_t)(i + 1 - copied));
+            written += i + 1 - copied;
+            copied = i + 1;
+            inside[open++] = ']';
+            holds = 0;
+            reduced = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    if (!reduced)
+        goto unchanged;
+    if (open == 0) {
+        memcpy(out + written, data + copied, (size_t)(n - copied));
+        written += n - copied;
+    }
+    if (_PyBytes_Resize(&result, written) < 0)
+        return NULL;
+    return result;
+unchanged:
+    Py_DECREF(result);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_O, "Set the needles (a tuple of up to 64 bytes objects)."},
     {"present", (PyCFunction)(void (*)(void))present, METH_FASTCALL,
@@ -203,6 +288,8 @@ static PyMethodDef methods[] = {
     {"shallow", (PyCFunction)(void (*)(void))shallow, METH_FASTCALL,
      "present(), counting only the needles where every container but the outermost is an "
      "object."},
+    {"outline", outline, METH_O,
+     "data with each list below its outermost container reduced to [0] or [], or None."},
     {NULL, NULL, 0, NULL},
 };
 

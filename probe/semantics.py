@@ -490,7 +490,8 @@ def _values_at(document: object, steps: tuple[Step, ...]) -> Iterator[object]:
 
 
 class _Body:
-    """One response's body, decoded and parsed on first use, at most once each."""
+    """One response's body, decoded and parsed on first use, at most once each (its
+    ``outline`` is parsed each time it is asked for: once, by ``builtin_verdict``)."""
 
     __slots__ = ("_json", "_parsed", "_text", "charset", "codec", "data", "kind", "problem")
 
@@ -527,6 +528,24 @@ class _Body:
             if self.kind is MediaKind.JSON:
                 self._json = parse_json_prefix(self.text)
         return self._json
+
+    def outline(self) -> object:
+        """The JSON document with its lists below the top reduced to whether they hold
+        anything (see outline_in_python), or None when there is nothing to reduce, when the
+        whole document is parsed already, or when the body's charset could put a bracket's
+        byte inside a character (Shift_JIS, GBK): the whole document then serves."""
+        if self._parsed:
+            return None
+        if self.codec in _OUTLINED_CODECS:
+            codec = self.codec
+        elif not ascii_compatible(self.codec):
+            codec = "utf-8"  # ascii_bytes re-encodes UTF-16 and UTF-32 bodies so
+        else:
+            return None
+        reduced = _outline(self.ascii_bytes)
+        if reduced is None:
+            return None
+        return parse_json_prefix(reduced.decode(codec, "replace"))
 
 
 class Classifier:
@@ -625,9 +644,16 @@ def builtin_verdict(body: _Body) -> Verdict:
     cannot be undone are ``NOT_INSPECTED``: nothing here can tell what they report.
     """
     if body.kind is _JSON:
-        if body.problem or _worth_parsing(body.ascii_bytes):
-            return _json_verdict(body.json(), problem=body.problem) or CLEAN
-        return CLEAN
+        if body.problem:
+            return _json_verdict(body.json(), problem=True) or CLEAN
+        if not _worth_parsing(body.ascii_bytes):
+            return CLEAN
+        # Whether there is an error follows from the outline, which parses in a fraction of the
+        # time when lists of records make up the body; which error may need a list's items.
+        outline = body.outline()
+        if outline is not None and _json_verdict(outline, problem=False) is None:
+            return CLEAN
+        return _json_verdict(body.json(), problem=False) or CLEAN
     if body.kind is MediaKind.XML:
         data = body.ascii_bytes
         if b"rror" in data or b"Fault" in data:
@@ -652,6 +678,19 @@ def _load_needles() -> list[NeedleSearch]:
 _SEARCHES: Final = _load_needles()
 _present: Final = _SEARCHES[0] if _SEARCHES else None
 _shallow: Final = _SEARCHES[1] if _SEARCHES else None
+
+
+def _load_outline() -> Callable[[bytes], bytes | None]:
+    """probe/_needles.c's outline, where it was built."""
+    try:
+        from probe import _needles
+    except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
+        return outline_in_python
+    return _needles.outline
+
+
+# Charsets in which a byte below 0x80 is always that ASCII character.
+_OUTLINED_CODECS: Final = frozenset({"utf-8", "utf-8-sig"})
 
 
 def _worth_parsing(data: bytes) -> bool:
@@ -753,6 +792,73 @@ def shallow_needles_in_python(data: bytes, needles: Sequence[bytes]) -> int:
     return found
 
 
+def outline_in_python(data: bytes) -> bytes | None:
+    """``data``, a JSON body that may be cut, with each list below its outermost container
+    reduced to ``[0]`` when it holds anything and ``[]`` when it is empty; a list cut before its
+    end is left open (``[``), which parse_json_prefix closes as ``[null]``, as it closes the
+    list itself.
+
+    The detectors decide *whether* a body reports an error from the members of its objects and
+    from whether a list below the top is empty (``"errors": [...]``, ``userErrors``); which
+    error, from a list's items (``errors[0]``, a bulk answer's ``items``). So a body whose
+    outline is clean is clean, and only one that is not is parsed whole. None, and the body is
+    parsed whole, when no list was reduced, when one nests deeper than 256 levels, when one
+    holds a mismatched bracket (not JSON: the whole parse makes nothing of it) or a backslash
+    before a line feed (parse_json_prefix's scan takes that for a cut, where this lexer reads
+    on). The reference for probe/_needles.c's outline()."""
+    out = bytearray()
+    depth = 0  # containers open outside the list being reduced
+    inside: list[int] = []  # closers the list being reduced needs, its own first
+    copied = 0  # data[:copied] is in out, or left out
+    holds = False  # the list being reduced holds something
+    reduced = in_string = escaped = False
+    for i, byte in enumerate(data):
+        if in_string:
+            if escaped:
+                if byte == 0x0A:
+                    return None
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif inside:
+            if byte in (0x5D, 0x7D):  # ] }
+                if inside.pop() != byte:
+                    return None
+                if not inside:
+                    out += b"0]" if holds else b"]"
+                    copied = i + 1
+            elif byte not in _JSON_SPACE:
+                holds = True
+                if byte == 0x22:
+                    in_string = True
+                elif byte in (0x5B, 0x7B):  # [ {
+                    if len(inside) == 256:
+                        return None
+                    inside.append(byte + 2)  # the closer: ] is [ + 2, } is { + 2
+        elif byte == 0x22:
+            in_string = True
+        elif byte == 0x5B and depth > 0:
+            out += data[copied : i + 1]
+            copied = i + 1
+            inside.append(0x5D)
+            holds = False
+            reduced = True
+        elif byte in (0x7B, 0x5B):
+            depth += 1
+        elif byte in (0x7D, 0x5D) and depth > 0:
+            depth -= 1
+    if not reduced:
+        return None
+    if not inside:
+        out += data[copied:]
+    return bytes(out)
+
+
+_outline: Final = _load_outline()
+
+
 def _error(detector: str, error_type: str | None) -> Verdict:
     return Verdict(business_error=True, error_type=error_type, rule=f"builtin:{detector}")
 
@@ -793,6 +899,7 @@ _RESULT_CODE_KEYS: Final = (
 )  # fmt: skip
 _ERROR_MESSAGE_KEYS: Final = ("error_message", "errorMessage", "error_msg", "error_description")
 _SUCCESS_FLAGS: Final = ("success", "Success", "isSuccess", "IsSuccess", "succeeded", "successful")
+_OK_AND_SUCCESS_FLAGS: Final = ("ok", *_SUCCESS_FLAGS)
 _JSEND_KEYS: Final = frozenset(
     {"status", "data", "message", "code", "error", "errors", "msg", "errorType", "error_type",
      "reason", "details", "detail", "request_id", "requestId", "timestamp", "path", "trace_id",
@@ -814,7 +921,7 @@ def _envelope_verdict(doc: dict[str, object]) -> Verdict | None:
         return None  # a record describing something (a failed job, a declined payment)
     if doc.get("ok") is False:
         return _error("ok_false", _type_of(doc))
-    for key in ("ok", *_SUCCESS_FLAGS):
+    for key in _OK_AND_SUCCESS_FLAGS:
         flag = doc.get(key)
         if flag is False:
             return _error("success_false", _type_of(doc))
@@ -837,7 +944,7 @@ def _envelope_verdict(doc: dict[str, object]) -> Verdict | None:
     verdict = _result_code_verdict(doc)
     if verdict is not None:
         return verdict
-    if not any(_as_int(doc.get(key)) == 0 for key in _RESULT_CODE_KEYS):
+    if not _holds_a_zero_code(doc):
         # Google Maps: {"status": "REQUEST_DENIED", "error_message": "..."}
         for key in _ERROR_MESSAGE_KEYS:
             value = doc.get(key)
@@ -846,14 +953,19 @@ def _envelope_verdict(doc: dict[str, object]) -> Verdict | None:
     return _graphql_payload_verdict(doc.get("data"))
 
 
-def _is_resource(doc: Mapping[str, object]) -> bool:
-    if any(doc.get(key) is not None for key in ("id", "_id", "uuid", "sid")):
-        return True
+def _holds_a_zero_code(doc: dict[str, object]) -> bool:
+    return any(_as_int(doc.get(key)) == 0 for key in _RESULT_CODE_KEYS)
+
+
+def _is_resource(doc: dict[str, object]) -> bool:
+    for key in ("id", "_id", "uuid", "sid"):
+        if doc.get(key) is not None:
+            return True
     kind = doc.get("object")  # Stripe, OpenAI, Notion name their records' types here
     return isinstance(kind, str) and kind != "error"
 
 
-def _holds_error(value: object, doc: Mapping[str, object]) -> bool:
+def _holds_error(value: object, doc: dict[str, object]) -> bool:
     if value is True:
         return True
     if isinstance(value, str):
@@ -984,7 +1096,7 @@ _GENERIC_TYPES: Final = frozenset(
 )
 
 
-def _type_of(doc: Mapping[str, object], *, skip_status: bool = False, depth: int = 0) -> str | None:
+def _type_of(doc: dict[str, object], *, skip_status: bool = False, depth: int = 0) -> str | None:
     """The most specific error-type label an error object or envelope offers."""
     for key in ("error", "Error", "errors", "Errors"):  # the details object, when there is one
         inner = doc.get(key)
@@ -1022,7 +1134,7 @@ def _type_of(doc: Mapping[str, object], *, skip_status: bool = False, depth: int
     return numeric
 
 
-def _message_of(doc: Mapping[str, object]) -> object | None:
+def _message_of(doc: dict[str, object]) -> object | None:
     for key in _MESSAGE_KEYS:
         value = doc.get(key)
         if value is not None:

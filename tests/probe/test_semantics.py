@@ -26,6 +26,7 @@ from probe.semantics import (
     Classifier,
     TopErrorTypes,
     load_semantic_rules,
+    outline_in_python,
     sanitize_error_type,
     shallow_needles_in_python,
 )
@@ -518,19 +519,105 @@ _DOCUMENTS = st.recursive(
     [{"id": 1, "error": "boom", "code": 7}, {"jsonrpc": "2.0", "error": {"code": 1}}], 1.0, False
 )
 @example([{"error": "boom", "code": 7}], 1.0, True)  # a list without JSON-RPC: clean
+# Which error, read from a list's items once the outline has said there is one:
+@example({"errors": [{"extensions": {"code": "FORBIDDEN"}}], "data": None}, 1.0, False)
+@example({"errors": True, "items": [{"index": {"error": {"type": "mapper_parsing"}}}]}, 1.0, False)
+@example({"data": {"pay": {"userErrors": [{"code": "CARD_DECLINED"}]}}}, 1.0, True)
+# A list cut open keeps its member, as the whole parse keeps it: the JSend keys stay the same.
+@example({"status": "error", "message": "boom", "data": [1, 2, 3]}, 0.93, False)
+@example({"status": "error", "message": "boom", "details": [{"a": 1}]}, 0.86, True)
+@example({"code": 0, "items": [[], [{"error": "x"}]], "ok": False}, 0.7, False)
+@example({"errors": [{"message": "boom"}]}, 0.6, False)  # cut inside the list: it holds something
 def test_looking_only_where_detectors_look_changes_no_verdict(
     document: object, kept: float, spaced: bool
 ) -> None:
-    from probe.semantics import _json_verdict, worth_parsing_in_python
-
     text = json.dumps(document, separators=(", ", ": ") if spaced else (",", ":"))
     body = text[: max(1, round(len(text) * kept))].encode()
-    if worth_parsing_in_python(body):
-        expected = _json_verdict(parse_json_prefix(body.decode()), problem=False) or CLEAN
+    assert Classifier().classify(_json_view(body)) == _verdict_of_the_whole(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # The cut-JSON scan reads a backslash before a line feed as a string cut there: the
+        # whole body keeps only the error, where an outline would have read "ok" after it.
+        b'{"error": "boom", "a": ["p\\\nq"], "ok": true}',
+        b'{"error": "boom", "a": [1}], "ok": true}',  # not JSON
+        b'{"errors": [{"message": "boom"}], "a": [[[[[[',  # cut deep inside
+        b'\xef\xbb\xbf{"errors": [1], "data": {"items": []}}',  # UTF-8 with a byte-order mark
+    ],
+)
+def test_the_verdict_on_an_outline_is_the_verdict_on_the_whole_body(body: bytes) -> None:
+    assert Classifier().classify(_json_view(body)) == _verdict_of_the_whole(body)
+
+
+def _json_view(body: bytes) -> ResponseView:
+    return ResponseView("svc", "/r", "GET", 200, (("content-type", "application/json"),), body)
+
+
+def _verdict_of_the_whole(body: bytes) -> Verdict:
+    """What the built-in detectors say about a UTF-8 body, looking everywhere in all of it."""
+    from probe.semantics import _json_verdict, worth_parsing_in_python
+
+    if not worth_parsing_in_python(body):
+        return CLEAN
+    return _json_verdict(parse_json_prefix(body.decode("utf-8-sig")), problem=False) or CLEAN
+
+
+def test_an_outline_keeps_the_objects_and_says_only_whether_a_list_below_the_top_is_empty() -> None:
+    envelope = b'{"code": 0, "data": {"n": 2, "items": [{"id": 1}, {"id": 2}]}, "errors": [ ]}'
+    assert outline_in_python(envelope) == (
+        b'{"code": 0, "data": {"n": 2, "items": [0]}, "errors": []}'
+    )
+    batch = b'[{"jsonrpc": "2.0", "error": {"data": [1, [2]]}}, 3]'  # the top list stays whole
+    assert outline_in_python(batch) == b'[{"jsonrpc": "2.0", "error": {"data": [0]}}, 3]'
+    cut = b'{"status": "error", "data": [{"id": 1}, {"na'
+    assert outline_in_python(cut) == b'{"status": "error", "data": ['
+    assert parse_json_prefix('{"status": "error", "data": [') == {"status": "error", "data": [None]}
+    quoted = b'{"note": "[not a list]", "l": ["]", "\\\\"]}'  # brackets inside strings are text
+    assert outline_in_python(quoted) == b'{"note": "[not a list]", "l": [0]}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": 1, "code": "A1"}',  # no list to reduce
+        b'[1, 2, "error"]',  # the top list only
+        b'{"l": [1}], "ok": true}',  # a mismatched bracket: the scan gives up on those
+        b'{"l": ["a\\\nb"], "ok": true}',  # the scan reads a backslash and line feed as a cut
+        b"{" + b'"l": ' + b"[" * 257 + b"]" * 257 + b"}",  # deeper than the lexer follows
+    ],
+)
+def test_a_body_is_parsed_whole_when_its_outline_would_not_say_the_same(body: bytes) -> None:
+    assert outline_in_python(body) is None
+    assert built_extension("probe._needles").outline(body) is None
+
+
+@given(_NESTED_BODIES, st.binary(max_size=30))
+@example(b'{"a": [' + b"[" * 255 + b"]" * 255 + b"]}", b"")  # 256 levels: the lexer's limit
+@example(b'{"a": ["\\', b"\n]}")
+def test_the_outline_is_made_as_the_reference_makes_it(body: bytes, noise: bytes) -> None:
+    outline = built_extension("probe._needles").outline
+    for data in (body, noise + body, body + noise, b"{" + noise + b"[" + body):
+        assert outline(data) == outline_in_python(data)
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "utf-16", "shift_jis"])
+def test_a_clean_body_is_judged_on_its_outline_in_the_charsets_where_brackets_are_bytes(
+    charset: str,
+) -> None:
+    from probe.semantics import _Body
+
+    document = {"code": 0, "msg": "成功", "data": {"items": [{"id": 1, "name": "ada"}]}}
+    body = json.dumps(document, ensure_ascii=False).encode(charset)
+    content_type = f"application/json; charset={charset}"
+    view = ResponseView("svc", "/r", "GET", 200, (("content-type", content_type),), body)
+    outline = _Body(view).outline()
+    if charset == "shift_jis":  # a character's second byte may be a bracket's: parsed whole
+        assert outline is None
     else:
-        expected = CLEAN
-    view = ResponseView("svc", "/r", "GET", 200, (("content-type", "application/json"),), body)
-    assert Classifier().classify(view) == expected
+        assert outline == {"code": 0, "msg": "成功", "data": {"items": [0]}}
+    assert Classifier().classify(view) == CLEAN
 
 
 @given(_BODIES, st.integers(min_value=0, max_value=(1 << 11) - 1))
