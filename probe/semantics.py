@@ -649,10 +649,15 @@ def builtin_verdict(body: _Body) -> Verdict:
         if not _worth_parsing(body.ascii_bytes):
             return CLEAN
         # Whether there is an error follows from the outline, which parses in a fraction of the
-        # time when lists of records make up the body; which error may need a list's items.
+        # time when lists of records make up the body; which error, unless it is read from the
+        # items of a list the outline reduced.
         outline = body.outline()
-        if outline is not None and _json_verdict(outline, problem=False) is None:
-            return CLEAN
+        if outline is not None:
+            verdict = _json_verdict(outline, problem=False)
+            if verdict is None:
+                return CLEAN
+            if not _holds_a_label_list(outline):
+                return verdict
         return _json_verdict(body.json(), problem=False) or CLEAN
     if body.kind is MediaKind.XML:
         data = body.ascii_bytes
@@ -857,6 +862,31 @@ def outline_in_python(data: bytes) -> bytes | None:
 
 
 _outline: Final = _load_outline()
+
+# The keys whose lists' items an error's label is read from: errors[0] (_type_of), userErrors[0]
+# (_graphql_payload_verdict); and a bulk answer's items (_bulk_item_type), beside "errors": true.
+_LABEL_LISTS: Final = frozenset({"error", "Error", "errors", "Errors", "userErrors", "user_errors"})
+
+
+def _holds_a_label_list(outline: object) -> bool:
+    """Whether an outline holds, in one of its objects, a list that is not empty under a key
+    the detectors read items of for an error's label: those items were reduced away, and only
+    the whole document says which error it reports. A top-level list is a JSON-RPC batch,
+    whose replies' labels come from their error objects. Iterative: an outline may nest as
+    deep as json.loads goes."""
+    stack = [outline] if isinstance(outline, dict) else []
+    while stack:
+        value = stack.pop()
+        for key, member in value.items():
+            if isinstance(member, dict):
+                stack.append(member)
+            elif (
+                isinstance(member, list)
+                and member
+                and (key in _LABEL_LISTS or (key == "items" and value.get("errors") is True))
+            ):
+                return True
+    return False
 
 
 def _error(detector: str, error_type: str | None) -> Verdict:
