@@ -984,7 +984,13 @@ def _envelope_verdict(doc: dict[str, object]) -> Verdict | None:
 
 
 def _holds_a_zero_code(doc: dict[str, object]) -> bool:
-    return any(_as_int(doc.get(key)) == 0 for key in _RESULT_CODE_KEYS)
+    # Absent keys skipped before the call: compiled, comparing _as_int's None with 0 is a
+    # generic rich comparison, and most of the 17 keys are absent.
+    for key in _RESULT_CODE_KEYS:
+        value = doc.get(key)
+        if value is not None and _as_int(value) == 0:
+            return True
+    return False
 
 
 def _is_resource(doc: dict[str, object]) -> bool:
