@@ -22,10 +22,11 @@
  * reference.
  *
  * outline(data: bytes) is the other side of the same rule: the body with each list below its
- * outermost container reduced to [0], or [] when empty, or left open when the body is cut
- * inside it, so that json.loads builds the objects the detectors read and not the records
- * they skip. None when nothing was reduced, or on what the cut-JSON scan would read
- * differently (see probe.semantics.outline_in_python, its reference).
+ * outermost container (and above MAX_DEPTH) reduced to [0], or [] when empty, or left open when
+ * the body is cut inside it. json.loads then builds the objects the detectors read and not the
+ * records they skip, and present() on the outline finds what shallow() finds on the body, so
+ * that the two share one byte-by-byte pass. data itself when there is nothing to reduce; None
+ * where the lexer gives up (see probe.semantics.outline_in_python, its reference).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -204,6 +205,112 @@ static PyObject *shallow(PyObject *module, PyObject *const *args, Py_ssize_t nar
 
 static int json_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+/* outline()'s lexer: what it has written to `out`, and where it is in the body. */
+struct outliner {
+    const unsigned char *data;
+    unsigned char *out;
+    Py_ssize_t written, copied; /* data[:copied] is in out, or left out */
+    Py_ssize_t depth;           /* containers open outside the list being reduced */
+    int open;                   /* brackets open in the list being reduced, its own first */
+    int holds, reduced, in_string, escaped;
+    unsigned char inside[MAX_DEPTH]; /* the closers those need */
+};
+
+/* A bracket outside any string, at data[i]; 0 where the lexer gives up. */
+static inline int outline_bracket(struct outliner *x, Py_ssize_t i, unsigned char c) {
+    if (x->open > 0) {
+        if (c == ']' || c == '}') {
+            if (x->inside[--x->open] != c)
+                return 0;
+            if (x->open == 0) {
+                if (x->holds)
+                    x->out[x->written++] = '0';
+                x->out[x->written++] = ']';
+                x->copied = i + 1;
+            }
+        } else {
+            x->holds = 1;
+            if (x->open == MAX_DEPTH)
+                return 0;
+            x->inside[x->open++] = (unsigned char)(c + 2); /* ] is [ + 2, } is { + 2 */
+        }
+    } else if (c == '[' && x->depth > 0 && x->depth < MAX_DEPTH) {
+        memcpy(x->out + x->written, x->data + x->copied, (size_t)(i + 1 - x->copied));
+        x->written += i + 1 - x->copied;
+        x->copied = i + 1;
+        x->inside[x->open++] = ']';
+        x->holds = 0;
+        x->reduced = 1;
+    } else if (c == '{' || c == '[') {
+        x->depth++;
+    } else if (x->depth > 0) {
+        x->depth--;
+    }
+    return 1;
+}
+
+/* Any byte, at data[i]; 0 where the lexer gives up. */
+static inline int outline_byte(struct outliner *x, Py_ssize_t i, unsigned char c) {
+    if (x->in_string) {
+        if (x->escaped) {
+            if (c == '\n')
+                return 0;
+            x->escaped = 0;
+        } else if (c == '\\') {
+            x->escaped = 1;
+        } else if (c == '"') {
+            x->in_string = 0;
+        }
+        return 1;
+    }
+    if (c == '[' || c == ']' || c == '{' || c == '}')
+        return outline_bracket(x, i, c);
+    if (x->open > 0 && !json_space(c))
+        x->holds = 1;
+    if (c == '"')
+        x->in_string = 1;
+    return 1;
+}
+
+#if defined(__SSE2__)
+/* Bit k set where an odd number of bits 0..k of m are. */
+static inline unsigned prefix_xor16(unsigned m) {
+    m ^= m << 1;
+    m ^= m << 2;
+    m ^= m << 4;
+    m ^= m << 8;
+    return m & 0xFFFF;
+}
+
+static inline unsigned mask_of(__m128i block, char c) {
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(block, _mm_set1_epi8(c)));
+}
+
+/* The 16 bytes at data[i], none of them a backslash nor escaped by one: the quotes say which
+ * bytes lie in strings, and only the brackets outside them are taken one by one. */
+static inline int outline_block(struct outliner *x, Py_ssize_t i, __m128i block) {
+    unsigned quotes = mask_of(block, '"');
+    unsigned brackets =
+        mask_of(block, '[') | mask_of(block, ']') | mask_of(block, '{') | mask_of(block, '}');
+    unsigned space =
+        mask_of(block, ' ') | mask_of(block, '\t') | mask_of(block, '\r') | mask_of(block, '\n');
+    unsigned strings = prefix_xor16(quotes) ^ (x->in_string ? 0xFFFFu : 0u);
+    unsigned bytes_since = 0xFFFF; /* the bytes after the last bracket taken */
+    for (unsigned events = brackets & ~strings; events; events &= events - 1) {
+        int k = __builtin_ctz(events);
+        if (x->open > 0 && (~space & bytes_since & ((1u << k) - 1)))
+            x->holds = 1;
+        if (!outline_bracket(x, i + k, x->data[i + k]))
+            return 0;
+        bytes_since = 0xFFFFu & ~((2u << k) - 1);
+    }
+    if (x->open > 0 && (~space & bytes_since))
+        x->holds = 1;
+    x->in_string ^= __builtin_popcount(quotes) & 1;
+    return 1;
+}
+#endif
+
 static PyObject *outline(PyObject *module, PyObject *arg) {
     (void)module;
     if (!PyBytes_Check(arg)) {
@@ -216,67 +323,46 @@ static PyObject *outline(PyObject *module, PyObject *arg) {
     PyObject *result = PyBytes_FromStringAndSize(NULL, n);
     if (result == NULL)
         return NULL;
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-    Py_ssize_t written = 0, copied = 0, depth = 0;
-    unsigned char inside[MAX_DEPTH]; /* closers the list being reduced needs, its own first */
-    int open = 0, holds = 0, reduced = 0, in_string = 0, escaped = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = data[i];
-        if (in_string) {
-            if (escaped) {
-                if (c == '\n')
-                    goto unchanged;
-                escaped = 0;
-            } else if (c == '\\') {
-                escaped = 1;
-            } else if (c == '"') {
-                in_string = 0;
-            }
-        } else if (open > 0) {
-            if (c == ']' || c == '}') {
-                if (inside[--open] != c)
-                    goto unchanged;
-                if (open == 0) {
-                    if (holds)
-                        out[written++] = '0';
-                    out[written++] = ']';
-                    copied = i + 1;
-                }
-            } else if (!json_space(c)) {
-                holds = 1;
-                if (c == '"') {
-                    in_string = 1;
-                } else if (c == '[' || c == '{') {
-                    if (open == MAX_DEPTH)
-                        goto unchanged;
-                    inside[open++] = (unsigned char)(c + 2); /* ] is [ + 2, } is { + 2 */
-                }
-            }
-        } else if (c == '"') {
-            in_string = 1;
-        } else if (c == '[' && depth > 0) {
-            memcpy(out + written, data + copied, (size_t)(i + 1 - copied));
-            written += i + 1 - copied;
-            copied = i + 1;
-            inside[open++] = ']';
-            holds = 0;
-            reduced = 1;
-        } else if (c == '{' || c == '[') {
-            depth++;
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            depth--;
+    struct outliner x = {.data = data, .out = (unsigned char *)PyBytes_AS_STRING(result)};
+    Py_ssize_t i = 0;
+#if defined(__SSE2__)
+    /* JSON text is mostly letters between brackets and quotes: 16 bytes at a time, the bytes
+     * that matter picked out, where the byte loop took ~3 ns a byte (3 us a KiB). */
+    while (i + 16 <= n) {
+        if (x.escaped) { /* the byte after a backslash: the loop's */
+            if (!outline_byte(&x, i, data[i]))
+                goto give_up;
+            i++;
+            continue;
         }
+        __m128i block = _mm_loadu_si128((const __m128i *)(data + i));
+        if (mask_of(block, '\\')) {
+            for (Py_ssize_t end = i + 16; i < end; i++)
+                if (!outline_byte(&x, i, data[i]))
+                    goto give_up;
+            continue;
+        }
+        if (!outline_block(&x, i, block))
+            goto give_up;
+        i += 16;
     }
-    if (!reduced)
-        goto unchanged;
-    if (open == 0) {
-        memcpy(out + written, data + copied, (size_t)(n - copied));
-        written += n - copied;
+#endif
+    for (; i < n; i++)
+        if (!outline_byte(&x, i, data[i]))
+            goto give_up;
+    if (!x.reduced) {
+        Py_DECREF(result);
+        Py_INCREF(arg);
+        return arg;
     }
-    if (_PyBytes_Resize(&result, written) < 0)
+    if (x.open == 0) {
+        memcpy(x.out + x.written, data + x.copied, (size_t)(n - x.copied));
+        x.written += n - x.copied;
+    }
+    if (_PyBytes_Resize(&result, x.written) < 0)
         return NULL;
     return result;
-unchanged:
+give_up:
     Py_DECREF(result);
     Py_RETURN_NONE;
 }
@@ -289,7 +375,8 @@ static PyMethodDef methods[] = {
      "present(), counting only the needles where every container but the outermost is an "
      "object."},
     {"outline", outline, METH_O,
-     "data with each list below its outermost container reduced to [0] or [], or None."},
+     "data with each list below its outermost container reduced to [0] or [] (data itself "
+     "when none is), or None."},
     {NULL, NULL, 0, NULL},
 };
 

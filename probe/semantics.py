@@ -490,8 +490,8 @@ def _values_at(document: object, steps: tuple[Step, ...]) -> Iterator[object]:
 
 
 class _Body:
-    """One response's body, decoded and parsed on first use, at most once each (its
-    ``outline`` is parsed each time it is asked for: once, by ``builtin_verdict``)."""
+    """One response's body, decoded and parsed on first use, at most once each (an outline
+    is parsed each time it is given: once, by ``builtin_verdict``)."""
 
     __slots__ = ("_json", "_parsed", "_text", "charset", "codec", "data", "kind", "problem")
 
@@ -529,11 +529,11 @@ class _Body:
                 self._json = parse_json_prefix(self.text)
         return self._json
 
-    def outline(self) -> object:
-        """The JSON document with its lists below the top reduced to whether they hold
-        anything (see outline_in_python), or None when there is nothing to reduce, when the
-        whole document is parsed already, or when the body's charset could put a bracket's
-        byte inside a character (Shift_JIS, GBK): the whole document then serves."""
+    def parse_outline(self, outline: bytes) -> object:
+        """The document of ``outline``, this body's ``ascii_bytes`` with its lists below the top
+        reduced (see outline_in_python). None when the whole document is parsed already, or
+        when the body's charset could put a bracket's byte inside a character (Shift_JIS,
+        GBK): the whole document then serves."""
         if self._parsed:
             return None
         if self.codec in _OUTLINED_CODECS:
@@ -542,10 +542,7 @@ class _Body:
             codec = "utf-8"  # ascii_bytes re-encodes UTF-16 and UTF-32 bodies so
         else:
             return None
-        reduced = _outline(self.ascii_bytes)
-        if reduced is None:
-            return None
-        return parse_json_prefix(reduced.decode(codec, "replace"))
+        return parse_json_prefix(outline.decode(codec, "replace"))
 
 
 class Classifier:
@@ -646,12 +643,14 @@ def builtin_verdict(body: _Body) -> Verdict:
     if body.kind is _JSON:
         if body.problem:
             return _json_verdict(body.json(), problem=True) or CLEAN
-        if not _worth_parsing(body.ascii_bytes):
+        data = body.ascii_bytes
+        looked_at = _looked_at(data)
+        if looked_at is None:
             return CLEAN
         # Whether there is an error follows from the outline, which parses in a fraction of the
         # time when lists of records make up the body; which error, unless it is read from the
         # items of a list the outline reduced.
-        outline = body.outline()
+        outline = body.parse_outline(looked_at) if looked_at is not data else None
         if outline is not None:
             verdict = _json_verdict(outline, problem=False)
             if verdict is None:
@@ -685,12 +684,12 @@ _present: Final = _SEARCHES[0] if _SEARCHES else None
 _shallow: Final = _SEARCHES[1] if _SEARCHES else None
 
 
-def _load_outline() -> Callable[[bytes], bytes | None]:
+def _load_outline() -> Callable[[bytes], bytes | None] | None:
     """probe/_needles.c's outline, where it was built."""
     try:
         from probe import _needles
     except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
-        return outline_in_python
+        return None
     return _needles.outline
 
 
@@ -698,19 +697,28 @@ def _load_outline() -> Callable[[bytes], bytes | None]:
 _OUTLINED_CODECS: Final = frozenset({"utf-8", "utf-8-sig"})
 
 
-def _worth_parsing(data: bytes) -> bool:
-    """Can a JSON detector possibly fire? The words it needs, looked for in one pass where
-    probe/_needles.c is built (a dozen substring tests cost 3 to 9 us on a 3 KiB body), and
-    then, when there are some, only where a detector looks (see shallow_needles_in_python):
-    in a top-level list, only in JSON-RPC replies."""
-    if _present is None or _shallow is None:
-        return worth_parsing_in_python(data)
+def _looked_at(data: bytes) -> bytes | None:
+    """What the JSON detectors would read of a body: its outline (see outline_in_python), the
+    body itself when it has no list below the top; or None when they cannot fire, none of the
+    words they need being where they look (see shallow_needles_in_python): in a top-level
+    list, they read only JSON-RPC replies.
+
+    Where probe/_needles.c is built, the words are looked for in one pass (a dozen substring
+    tests cost 3 to 9 us on a 3 KiB body), and once some are there, again in the outline,
+    which takes one pass to make: what is left in it is where the detectors look."""
+    if _present is None or _shallow is None or _outline is None:
+        return data if worth_parsing_in_python(data) else None
     found = _present(data, _HINTS)
     if not found:
-        return False
+        return None
     if _top_level_list(data) and _JSONRPC not in data:
-        return False  # of a list, the detectors read only JSON-RPC replies (_jsonrpc_batch)
-    return _worth_parsing_with(_shallow(data, _HINTS), data)
+        return None  # of a list, the detectors read only JSON-RPC replies (_jsonrpc_batch)
+    outline = _outline(data)
+    if outline is None:  # a body the lexer gives up on: the search that lexes as it goes
+        return data if _worth_parsing_with(_shallow(data, _HINTS), data) else None
+    if outline is not data:
+        found = _present(outline, _HINTS)
+    return outline if _worth_parsing_with(found, outline) else None
 
 
 _JSONRPC: Final = b'"jsonrpc"'
@@ -726,7 +734,7 @@ def _top_level_list(data: bytes) -> bool:
 
 
 def _worth_parsing_with(found: int, data: bytes) -> bool:
-    """The pre-check's answer, given which of _NEEDLES were found (see _worth_parsing)."""
+    """The pre-check's answer, given which of _NEEDLES were found (see _looked_at)."""
     if found & _HINTS:
         return True
     if found & _FALSE:
@@ -740,7 +748,7 @@ def _worth_parsing_with(found: int, data: bytes) -> bool:
 def worth_parsing_in_python(data: bytes) -> bool:
     """Can a JSON detector possibly fire? Substring tests only: this is the common path, so the
     hints are spelled out rather than looped over (a third of the cost on a clean body). The
-    reference for probe/_needles.c's use in ``_worth_parsing``."""
+    reference for probe/_needles.c's use in ``_looked_at``."""
     # The tests run on str: ``bytes in bytes`` first tries its needle as an int and builds and
     # drops a TypeError, four times the cost of ``str in str`` (measured: 107 vs 24 ns). Latin-1
     # maps each byte to one character, so every ASCII needle matches exactly where it did.
@@ -769,7 +777,7 @@ def shallow_needles_in_python(data: bytes, needles: Sequence[bytes]) -> int:
     where every container but the outermost is an object. They read the top object's members,
     those of objects inside it (``*_response`` envelopes, ``data.<field>.userErrors``) and the
     objects of a top-level list (JSON-RPC batches, which is all they read of a list:
-    ``_worth_parsing`` passes a list without ``"jsonrpc"`` before this is asked); a list inside
+    ``_looked_at`` passes a list without ``"jsonrpc"`` before this is asked); a list inside
     the document matters to them only through a key outside it (``"errors": [...]``). Lists
     nested deeper than 256 levels go uncounted, so what lies in them counts as looked at. The
     reference for probe/_needles.c's shallow()."""
@@ -801,16 +809,17 @@ def outline_in_python(data: bytes) -> bytes | None:
     """``data``, a JSON body that may be cut, with each list below its outermost container
     reduced to ``[0]`` when it holds anything and ``[]`` when it is empty; a list cut before its
     end is left open (``[``), which parse_json_prefix closes as ``[null]``, as it closes the
-    list itself.
+    list itself. ``data`` itself when no list was reduced. A list opened 256 levels deep or more
+    is not reduced, as shallow_needles_in_python counts what is in it.
 
     The detectors decide *whether* a body reports an error from the members of its objects and
     from whether a list below the top is empty (``"errors": [...]``, ``userErrors``); which
     error, from a list's items (``errors[0]``, a bulk answer's ``items``). So a body whose
     outline is clean is clean, and only one that is not is parsed whole. None, and the body is
-    parsed whole, when no list was reduced, when one nests deeper than 256 levels, when one
-    holds a mismatched bracket (not JSON: the whole parse makes nothing of it) or a backslash
-    before a line feed (parse_json_prefix's scan takes that for a cut, where this lexer reads
-    on). The reference for probe/_needles.c's outline()."""
+    parsed whole, when a reduced list nests 256 levels deep, or holds a mismatched bracket (not
+    JSON: the whole parse makes nothing of it) or a backslash before a line feed
+    (parse_json_prefix's scan takes that for a cut, where this lexer reads on). The reference
+    for probe/_needles.c's outline()."""
     out = bytearray()
     depth = 0  # containers open outside the list being reduced
     inside: list[int] = []  # closers the list being reduced needs, its own first
@@ -844,7 +853,7 @@ def outline_in_python(data: bytes) -> bytes | None:
                     inside.append(byte + 2)  # the closer: ] is [ + 2, } is { + 2
         elif byte == 0x22:
             in_string = True
-        elif byte == 0x5B and depth > 0:
+        elif byte == 0x5B and 0 < depth < 256:
             out += data[copied : i + 1]
             copied = i + 1
             inside.append(0x5D)
@@ -855,7 +864,7 @@ def outline_in_python(data: bytes) -> bytes | None:
         elif byte in (0x7D, 0x5D) and depth > 0:
             depth -= 1
     if not reduced:
-        return None
+        return data
     if not inside:
         out += data[copied:]
     return bytes(out)

@@ -430,12 +430,12 @@ def test_an_unreadable_body_file_is_one_line_and_exit_code_2(
 
 
 def test_the_spelled_out_hints_are_exactly_the_listed_ones() -> None:
-    from probe.semantics import _JSON_HINTS, _worth_parsing, worth_parsing_in_python
+    from probe.semantics import _JSON_HINTS, _looked_at, worth_parsing_in_python
 
     for hint in _JSON_HINTS:
-        assert _worth_parsing(b"{" + hint + b"}")
+        assert _looked_at(b"{" + hint + b"}") is not None
         assert worth_parsing_in_python(b"{" + hint + b"}")
-    assert not _worth_parsing(b'{"id": 1, "name": "ada", "status": "active"}')
+    assert _looked_at(b'{"id": 1, "name": "ada", "status": "active"}') is None
     assert not worth_parsing_in_python(b'{"id": 1, "name": "ada", "status": "active"}')
 
 
@@ -451,11 +451,11 @@ _BODIES = st.lists(_PIECES, max_size=40).map(b"".join)
 
 @given(_BODIES, st.binary(max_size=40))
 def test_the_one_pass_pre_check_agrees_with_the_substring_tests(body: bytes, noise: bytes) -> None:
-    from probe.semantics import _worth_parsing, worth_parsing_in_python
+    from probe.semantics import _looked_at, worth_parsing_in_python
 
     for data in (body, noise + body, body + noise):
         if b"[" not in data:  # inside lists it looks at less (see the tests below)
-            assert _worth_parsing(data) == worth_parsing_in_python(data)
+            assert (_looked_at(data) is not None) == worth_parsing_in_python(data)
 
 
 # The same pieces with lists, strings and escapes around them.
@@ -467,17 +467,19 @@ _NESTED_BODIES = st.lists(
 
 @given(_NESTED_BODIES)
 @example(b"{" * 257 + b'["code"]')  # a list beyond 256 levels goes uncounted
+@example(b'{"items": [{"ok":false}]}')  # a flag counts only where the detectors look
 def test_the_needles_where_detectors_look_are_found_as_the_reference_finds_them(
     data: bytes,
 ) -> None:
-    from probe.semantics import _NEEDLES, _worth_parsing, _worth_parsing_with
+    from probe.semantics import _NEEDLES, _looked_at, _worth_parsing_with
 
     reference = shallow_needles_in_python(data, _NEEDLES)
     assert built_extension("probe._needles").shallow(data, 0) == reference
-    expected = _worth_parsing_with(reference, data)
+    # The words' spellings ("ok":false, "status": 503) are looked for where the words are.
+    expected = _worth_parsing_with(reference, outline_in_python(data) or data)
     if data.lstrip(b" \t\r\n").startswith(b"[") and b'"jsonrpc"' not in data:
         expected = False  # of a top-level list, the detectors read only JSON-RPC replies
-    assert _worth_parsing(data) == expected
+    assert (_looked_at(data) is not None) == expected
 
 
 def test_a_word_inside_a_list_of_records_is_not_where_a_detector_looks() -> None:
@@ -583,6 +585,17 @@ def test_an_outline_keeps_the_objects_and_says_only_whether_a_list_below_the_top
     [
         b'{"id": 1, "code": "A1"}',  # no list to reduce
         b'[1, 2, "error"]',  # the top list only
+        b"{" * 256 + b'["code"]' + b"}" * 256,  # too deep for shallow() to leave out: kept
+    ],
+)
+def test_a_body_without_a_list_to_reduce_is_its_own_outline(body: bytes) -> None:
+    assert outline_in_python(body) is body
+    assert built_extension("probe._needles").outline(body) is body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
         b'{"l": [1}], "ok": true}',  # a mismatched bracket: the scan gives up on those
         b'{"l": ["a\\\nb"], "ok": true}',  # the scan reads a backslash and line feed as a cut
         b"{" + b'"l": ' + b"[" * 257 + b"]" * 257 + b"}",  # deeper than the lexer follows
@@ -602,17 +615,39 @@ def test_the_outline_is_made_as_the_reference_makes_it(body: bytes, noise: bytes
         assert outline(data) == outline_in_python(data)
 
 
+# Documents whose strings hold brackets, quotes and backslashes, spaced every way, so that
+# probe/_needles.c's 16-byte blocks begin and end everywhere in and around them.
+_TRICKY_STRINGS = st.text(alphabet='[]{}"\\ \tab', max_size=20)
+_TRICKY_DOCUMENTS = st.recursive(
+    _TRICKY_STRINGS | st.integers() | st.none(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TRICKY_STRINGS, inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(_TRICKY_DOCUMENTS, st.sampled_from([None, 0, 1, 2]), st.floats(0.0, 1.0))
+def test_the_outline_of_any_document_cut_anywhere_is_the_reference_s(
+    document: object, indent: int | None, kept: float
+) -> None:
+    text = json.dumps({"doc": document}, indent=indent).encode()
+    data = text[: round(len(text) * kept)]
+    assert built_extension("probe._needles").outline(data) == outline_in_python(data)
+
+
 @pytest.mark.parametrize("charset", ["utf-8", "utf-16", "shift_jis"])
 def test_a_clean_body_is_judged_on_its_outline_in_the_charsets_where_brackets_are_bytes(
     charset: str,
 ) -> None:
-    from probe.semantics import _Body
+    from probe.semantics import _Body, _looked_at
 
     document = {"code": 0, "msg": "成功", "data": {"items": [{"id": 1, "name": "ada"}]}}
     body = json.dumps(document, ensure_ascii=False).encode(charset)
     content_type = f"application/json; charset={charset}"
     view = ResponseView("svc", "/r", "GET", 200, (("content-type", content_type),), body)
-    outline = _Body(view).outline()
+    judged = _Body(view)
+    looked_at = _looked_at(judged.ascii_bytes)
+    assert looked_at is not None and b"[0]" in looked_at
+    outline = judged.parse_outline(looked_at)
     if charset == "shift_jis":  # a character's second byte may be a bracket's: parsed whole
         assert outline is None
     else:
