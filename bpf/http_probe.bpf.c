@@ -191,6 +191,14 @@ static __always_inline int http_start(const __u8 *p, __u32 n) {
     return p[sp & (BW_PEEK - 1)] == ' ' ? 1 : 0;
 }
 
+/* Whether the first bytes are HTTP/2's connection preface, "PRI * HTTP/2.0" (RFC 9113 section
+ * 3.4), which a client sends first, cleartext (h2c) or inside TLS alike. */
+static __always_inline int http2_preface(const __u8 *p, __u32 n) {
+    return n >= 14 && p[0] == 'P' && p[1] == 'R' && p[2] == 'I' && p[3] == ' ' && p[4] == '*' &&
+           p[5] == ' ' && p[6] == 'H' && p[7] == 'T' && p[8] == 'T' && p[9] == 'P' &&
+           p[10] == '/' && p[11] == '2' && p[12] == '.' && p[13] == '0';
+}
+
 /* The first bytes a syscall moved, for triage. */
 static __always_inline __u32 peek(__u8 *out, const struct bw_io_args *a, __u32 total) {
     __u64 base = a->buf;
@@ -583,8 +591,21 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     if (peek(head, a, (__u32)ret))
         start = http_start(head, ret < BW_PEEK ? (__u32)ret : BW_PEEK);
     if (!c || !c->tracked) {
-        if (!start)
+        if (!start) {
+            /* HTTP/2 is not decoded: such a connection is counted, so that its traffic is not
+             * missing without a word, and then ignored, so that it costs no more peeks. */
+            if (http2_preface(head, ret < BW_PEEK ? (__u32)ret : BW_PEEK)) {
+                struct bw_conn ignored = {.conn_id = now, .tracked = 1, .ignored = 1};
+                if (c) {
+                    ignored.conn_id = c->conn_id;
+                    ignored.local_port = c->local_port;
+                    ignored.remote_port = c->remote_port;
+                }
+                conns.update(&key, &ignored);
+                count(BW_COUNTER_HTTP2);
+            }
             return 0;
+        }
         struct bw_conn fresh = {};
         if (c) {
             fresh.conn_id = c->conn_id;

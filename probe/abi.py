@@ -54,6 +54,7 @@ class Counter(IntEnum):
     CONNS = 3
     ARGS_FULL = 4
     SPILLED = 5
+    HTTP2 = 6  # connection ends that began with HTTP/2's preface, which is not decoded
 
 
 COUNTER_COUNT: Final = len(Counter)

@@ -46,6 +46,7 @@ class ProbeStats:
     spilled_records: int = 0  # refused by the main ring buffer, sent through the spill ring
     truncated_messages: int = 0  # capture budget ran out (expected for large bodies)
     missed_syscalls: int = 0  # in-flight table full
+    http2_connections: int = 0  # connection ends seen to speak HTTP/2, which is not decoded
     records: int = 0
     abi_errors: int = 0
     exchanges: int = 0
@@ -255,6 +256,7 @@ class LiveProbeSource:
             spilled_records=kernel.get(Counter.SPILLED, 0),
             truncated_messages=kernel.get(Counter.TRUNCATED, 0),
             missed_syscalls=kernel.get(Counter.ARGS_FULL, 0),
+            http2_connections=kernel.get(Counter.HTTP2, 0),
             records=t.records,
             abi_errors=self._abi_errors,
             exchanges=t.exchanges,

@@ -81,11 +81,14 @@ def table_row(exchange: HttpExchange) -> str:
 
 
 def summary(stats: ProbeStats) -> str:
-    return (
+    text = (
         f"exchanges {stats.exchanges}, incomplete {stats.incomplete}, "
         f"lost records {stats.lost_records}, truncated messages {stats.truncated_messages}, "
         f"parse errors {stats.parse_errors}, missed syscalls {stats.missed_syscalls}"
     )
+    if stats.http2_connections:  # traffic the user may be looking for, and will not see
+        text += f", HTTP/2 connections not decoded {stats.http2_connections}"
+    return text
 
 
 def run_trace(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

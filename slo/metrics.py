@@ -80,6 +80,10 @@ PROBE_COUNTERS: Mapping[str, tuple[str, str]] = {
         "bytewatch_probe_missed_syscalls",
         "Reads and writes missed because the kernel's in-flight table was full.",
     ),
+    "http2_connections": (
+        "bytewatch_probe_http2_connections",
+        "Connection ends that began with HTTP/2's preface: seen, not decoded (HTTP/1.x only).",
+    ),
     "records": ("bytewatch_probe_records", "Records read from the ring buffer."),
     "abi_errors": ("bytewatch_probe_abi_errors", "Records that did not decode."),
     "exchanges": ("bytewatch_probe_exchanges", "HTTP exchanges observed."),

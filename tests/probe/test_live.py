@@ -394,6 +394,68 @@ def test_records_sent_through_the_spill_ring_are_put_back_in_order(
     assert tracker.stats.lost_records == 0
 
 
+# One Node process: an HTTP/2 server and an HTTP/1.1 one, and, once told on stdin, a client
+# that makes three HTTP/2 requests over one connection and then one HTTP/1.1 request.
+_NODE_HTTP2_AND_HTTP1 = """
+const http = require("http"), http2 = require("http2");
+const h2 = http2.createServer((req, res) => res.end('{"ok":true}'));
+const h1 = http.createServer((req, res) => res.end('{"ok":true}'));
+h2.listen(0, "127.0.0.1", () => h1.listen(0, "127.0.0.1", () => console.log("ready")));
+process.stdin.once("data", async () => {
+  const client = http2.connect(`http://127.0.0.1:${h2.address().port}`);
+  for (const path of ["/h2/a", "/h2/b", "/h2/c"]) {
+    await new Promise((done, failed) => {
+      const req = client.request({":path": path});
+      req.on("data", () => {}).on("end", done).on("error", failed);
+      req.end();
+    });
+  }
+  client.close();
+  await new Promise((done) =>
+    http.get(`http://127.0.0.1:${h1.address().port}/h1`, (res) => res.resume().on("end", done)));
+  console.log("done");
+});
+"""
+
+
+def test_http2_connections_are_counted_and_not_decoded(tmp_path: Path) -> None:
+    from probe.abi import Counter as KernelCounter
+    from probe.conn import ConnectionTracker, ObservedExchange
+    from probe.loader import LoadedProbe, ProbeConfig
+    from tests.ci import require_binary
+
+    script = tmp_path / "h2.js"
+    script.write_text(_NODE_HTTP2_AND_HTTP1)
+    node = subprocess.Popen(
+        [require_binary("node", "Debian's nodejs"), str(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert node.stdin is not None and node.stdout is not None
+    tracker = ConnectionTracker()
+    seen: list[ObservedExchange] = []
+    try:
+        assert node.stdout.readline().strip() == "ready"
+        with LoadedProbe(ProbeConfig(pids=frozenset({node.pid}))) as probe:
+            node.stdin.write("go\n")
+            node.stdin.flush()
+            assert node.stdout.readline().strip() == "done"
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and len(seen) < 2:
+                for record in probe.poll(0.05).records:
+                    seen += tracker.feed(record)
+                seen += tracker.end_batch()
+            counters = probe.counters()
+    finally:
+        node.kill()
+        node.wait()
+    # The HTTP/1.1 call is seen from both ends; the HTTP/2 connection only counted, once at
+    # each end (the client writes its preface, the server reads it).
+    assert sorted(e.request.head.target for e in seen) == ["/h1", "/h1"]
+    assert counters[KernelCounter.HTTP2] == 2
+
+
 def test_a_probe_that_cannot_attach_says_why_in_one_line_without_a_traceback() -> None:
     env = dict(os.environ, BYTEWATCH_BPF_DIR="/nonexistent")
     result = subprocess.run(
