@@ -22,11 +22,12 @@
  * reference.
  *
  * outline(data: bytes) is the other side of the same rule: the body with each list below its
- * outermost container (and above MAX_DEPTH) reduced to [0], or [] when empty, or left open when
- * the body is cut inside it. json.loads then builds the objects the detectors read and not the
- * records they skip, and present() on the outline finds what shallow() finds on the body, so
- * that the two share one byte-by-byte pass. data itself when there is nothing to reduce; None
- * where the lexer gives up (see probe.semantics.outline_in_python, its reference).
+ * outermost container (opened fewer than MAX_DEPTH levels deep) reduced to [0], or [] when
+ * empty, or left open when the body is cut inside it. json.loads then builds the objects the
+ * detectors read and not the records they skip, and present() on the outline finds what
+ * shallow() finds on the body: one pass over the body serves both. data itself when there is
+ * nothing to reduce; None where the lexer gives up (see probe.semantics.outline_in_python, its
+ * reference).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -1003,9 +1003,8 @@ def _holds_a_zero_code(doc: dict[str, object]) -> bool:
 
 
 def _is_resource(doc: dict[str, object]) -> bool:
-    for key in ("id", "_id", "uuid", "sid"):
-        if doc.get(key) is not None:
-            return True
+    if any(doc.get(key) is not None for key in ("id", "_id", "uuid", "sid")):
+        return True
     kind = doc.get("object")  # Stripe, OpenAI, Notion name their records' types here
     return isinstance(kind, str) and kind != "error"
 
