@@ -239,8 +239,9 @@ def main() -> None:
     for label, us in clean.items():
         print(f"{label:30s} {us:6.2f} µs/body")
     at_capture = capture_size_cost()
+    width = max(map(len, at_capture))
     for label, us in at_capture.items():
-        print(f"{label:42s} {us:7.2f} µs/body")
+        print(f"{label:{width}s} {us:7.2f} µs/body")
     kib = bytes(1024)
     reference_ns = round(_best_seconds(partial(bytes.__contains__, kib, b"rror"), 200_000) * 1e9)
     print(f"machine reference: one substring test on 1 KiB = {reference_ns} ns")
