@@ -529,19 +529,21 @@ class _Body:
                 self._json = parse_json_prefix(self.text)
         return self._json
 
+    @property
+    def lexable(self) -> bool:
+        """Whether JSON's structure can be read off ``ascii_bytes`` byte by byte: not where a
+        character's second byte may be a quote's, a backslash's or a bracket's (Shift_JIS's
+        "ソ" and "表" end in a backslash; GBK, Big5)."""
+        return self.codec in _LEXABLE_CODECS or not ascii_compatible(self.codec)
+
     def parse_outline(self, outline: bytes) -> object:
         """The document of ``outline``, this body's ``ascii_bytes`` with its lists below the top
         reduced (see outline_in_python). None when the whole document is parsed already, or
-        when the body's charset could put a bracket's byte inside a character (Shift_JIS,
-        GBK): the whole document then serves."""
-        if self._parsed:
+        when the body is not ``lexable``: the whole document then serves."""
+        if self._parsed or not self.lexable:
             return None
-        if self.codec in _OUTLINED_CODECS:
-            codec = self.codec
-        elif not ascii_compatible(self.codec):
-            codec = "utf-8"  # ascii_bytes re-encodes UTF-16 and UTF-32 bodies so
-        else:
-            return None
+        # ascii_bytes re-encodes UTF-16 and UTF-32 bodies as UTF-8
+        codec = self.codec if ascii_compatible(self.codec) else "utf-8"
         return parse_json_prefix(outline.decode(codec, "replace"))
 
 
@@ -644,7 +646,7 @@ def builtin_verdict(body: _Body) -> Verdict:
         if body.problem:
             return _json_verdict(body.json(), problem=True) or CLEAN
         data = body.ascii_bytes
-        looked_at = _looked_at(data)
+        looked_at = _looked_at(data, lexable=body.lexable)
         if looked_at is None:
             return CLEAN
         # Whether there is an error follows from the outline, which parses in a fraction of the
@@ -693,15 +695,16 @@ def _load_outline() -> Callable[[bytes], bytes | None] | None:
     return _needles.outline
 
 
-# Charsets in which a byte below 0x80 is always that ASCII character.
-_OUTLINED_CODECS: Final = frozenset({"utf-8", "utf-8-sig"})
+# Charsets in which a byte below 0x80 is always that ASCII character (codecs.lookup's names).
+_LEXABLE_CODECS: Final = frozenset({"utf-8", "utf-8-sig", "ascii", "iso8859-1", "cp1252"})
 
 
-def _looked_at(data: bytes) -> bytes | None:
+def _looked_at(data: bytes, *, lexable: bool = True) -> bytes | None:
     """What the JSON detectors would read of a body: its outline (see outline_in_python), the
     body itself when it has no list below the top; or None when they cannot fire, none of the
     words they need being where they look (see shallow_needles_in_python): in a top-level
-    list, they read only JSON-RPC replies.
+    list, they read only JSON-RPC replies. A body that is not ``lexable`` (see _Body.lexable)
+    is looked at whole wherever a word is in it.
 
     Where probe/_needles.c is built, the words are looked for in one pass (a dozen substring
     tests cost 3 to 9 us on a 3 KiB body), and once some are there, again in the outline,
@@ -713,6 +716,8 @@ def _looked_at(data: bytes) -> bytes | None:
         return None
     if _top_level_list(data) and _JSONRPC not in data:
         return None  # of a list, the detectors read only JSON-RPC replies (_jsonrpc_batch)
+    if not lexable:
+        return data if _worth_parsing_with(found, data) else None
     outline = _outline(data)
     if outline is None:  # a body the lexer gives up on: the search that lexes as it goes
         return data if _worth_parsing_with(_shallow(data, _HINTS), data) else None

@@ -645,14 +645,27 @@ def test_a_clean_body_is_judged_on_its_outline_in_the_charsets_where_brackets_ar
     content_type = f"application/json; charset={charset}"
     view = ResponseView("svc", "/r", "GET", 200, (("content-type", content_type),), body)
     judged = _Body(view)
-    looked_at = _looked_at(judged.ascii_bytes)
-    assert looked_at is not None and b"[0]" in looked_at
-    outline = judged.parse_outline(looked_at)
+    looked_at = _looked_at(judged.ascii_bytes, lexable=judged.lexable)
+    assert looked_at is not None
     if charset == "shift_jis":  # a character's second byte may be a bracket's: parsed whole
-        assert outline is None
+        assert looked_at == judged.ascii_bytes
+        assert judged.parse_outline(looked_at) is None
     else:
+        outline = judged.parse_outline(looked_at)
         assert outline == {"code": 0, "msg": "成功", "data": {"items": [0]}}
     assert Classifier().classify(view) == CLEAN
+
+
+def test_a_shift_jis_character_that_ends_in_a_backslash_does_not_hide_an_error() -> None:
+    # Read as bytes, the backslash that ends "ソ" escapes its closing quote, and "[" then opens a
+    # list that seems to hold the error member.
+    body = json.dumps({"a": "ソ", "b": "[", "error": "boom"}, ensure_ascii=False)
+    content_type = "application/json; charset=shift_jis"
+    view = ResponseView(
+        "svc", "/r", "GET", 200, (("content-type", content_type),), body.encode("shift_jis")
+    )
+    verdict = Classifier().classify(view)
+    assert verdict.business_error and verdict.rule == "builtin:error_field"
 
 
 @given(_BODIES, st.integers(min_value=0, max_value=(1 << 11) - 1))
