@@ -490,8 +490,7 @@ def _values_at(document: object, steps: tuple[Step, ...]) -> Iterator[object]:
 
 
 class _Body:
-    """One response's body, decoded and parsed on first use, at most once each (an outline
-    is parsed each time it is given: once, by ``builtin_verdict``)."""
+    """One response's body, decoded and parsed on first use, at most once each."""
 
     __slots__ = ("_json", "_parsed", "_text", "charset", "codec", "data", "kind", "problem")
 
@@ -536,23 +535,26 @@ class _Body:
         "ソ" and "表" end in a backslash; GBK, Big5)."""
         return self.codec in _LEXABLE_CODECS or not ascii_compatible(self.codec)
 
-    def parse_outline(self, outline: bytes) -> object:
-        """The document of ``outline``, this body's ``ascii_bytes`` with its lists below the top
-        reduced (see outline_in_python). None when the whole document is parsed already, or
-        when the body is not ``lexable``: the whole document then serves."""
+    @property
+    def outline_codec(self) -> str | None:
+        """The codec to read this body's outline in (see outline_in_python); None when the
+        outline does not serve: the whole document is parsed already, or the body is not
+        ``lexable``."""
         if self._parsed or not self.lexable:
             return None
         # ascii_bytes re-encodes UTF-16 and UTF-32 bodies as UTF-8
-        codec = self.codec if ascii_compatible(self.codec) else "utf-8"
-        return parse_json_prefix(outline.decode(codec, "replace"))
+        return self.codec if ascii_compatible(self.codec) else "utf-8"
 
 
 class Classifier:
-    """Decides the ``Verdict`` of one response. Holds no per-response state."""
+    """Decides the ``Verdict`` of one response. Holds no per-response state, only what its
+    verdicts on outlines were (see ``OutlineVerdicts``)."""
 
-    def __init__(self, rules: SemanticRules = SemanticRules()) -> None:
+    def __init__(self, rules: SemanticRules = SemanticRules(), *, outlines: int = 4096) -> None:
+        """``outlines``: how many outlines' verdicts to remember (0: none)."""
         self._rules = rules
         self._by_service: dict[str, tuple[Rule, ...]] = {}
+        self._outlines = OutlineVerdicts(size=outlines)
 
     def classify(self, view: ResponseView) -> Verdict:
         """The verdict of ``view``; never raises on any body."""
@@ -568,7 +570,7 @@ class Classifier:
                 return Verdict(
                     business_error=True, error_type=_rule_type(rule, body), rule=rule.name
                 )
-        return builtin_verdict(body) if candidate else NOT_INSPECTED
+        return builtin_verdict(body, self._outlines) if candidate else NOT_INSPECTED
 
     def _rules_for(self, service: str) -> tuple[Rule, ...]:
         rules = self._by_service.get(service)
@@ -636,8 +638,48 @@ _TATUS: Final = 1 << (len(_JSON_HINTS) + 1)
 _JSON: Final = MediaKind.JSON  # a global: off its enum class a member costs ~40 ns more
 
 
-def builtin_verdict(body: _Body) -> Verdict:
-    """What the built-in detectors say about a 2xx body.
+class OutlineVerdicts:
+    """What outlines (see outline_in_python) decided, by their bytes and codec: the answers of
+    an endpoint often differ only inside their lists, and so share an outline, and the two ends
+    of a connection on one host judge the same answer. At most ``size`` outlines of at most
+    ``longest`` bytes are kept (none when ``size`` is 0); the lot is dropped when full."""
+
+    def __init__(self, size: int = 4096, longest: int = 512) -> None:
+        self._size = size
+        self._longest = longest
+        self._known: dict[tuple[bytes, str], Verdict | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def verdict(self, outline: bytes, codec: str) -> Verdict | None:
+        """The verdict ``outline`` decides: CLEAN, an error, or None when only the whole
+        document can tell (the outline does not parse, or the error's label lies in a reduced
+        list)."""
+        key = (outline, codec)
+        if key in self._known:
+            return self._known[key]
+        decided = _decided_by_outline(outline, codec)
+        if self._size > 0 and len(outline) <= self._longest:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            self._known[key] = decided
+        return decided
+
+
+def _decided_by_outline(outline: bytes, codec: str) -> Verdict | None:
+    document = parse_json_prefix(outline.decode(codec, "replace"))
+    if document is None:
+        return None
+    verdict = _json_verdict(document, problem=False)
+    if verdict is None:
+        return CLEAN
+    return None if _holds_a_label_list(document) else verdict
+
+
+def builtin_verdict(body: _Body, outlines: OutlineVerdicts | None = None) -> Verdict:
+    """What the built-in detectors say about a 2xx body; ``outlines`` remembers what outlines
+    decided (a Classifier keeps one).
 
     Only JSON and XML bodies are inspected; HTML, plain text, binary bodies and codings that
     cannot be undone are ``NOT_INSPECTED``: nothing here can tell what they report.
@@ -652,13 +694,15 @@ def builtin_verdict(body: _Body) -> Verdict:
         # Whether there is an error follows from the outline, which parses in a fraction of the
         # time when lists of records make up the body; which error, unless it is read from the
         # items of a list the outline reduced.
-        outline = body.parse_outline(looked_at) if looked_at is not data else None
-        if outline is not None:
-            verdict = _json_verdict(outline, problem=False)
-            if verdict is None:
-                return CLEAN
-            if not _holds_a_label_list(outline):
-                return verdict
+        codec = body.outline_codec if looked_at is not data else None
+        if codec is not None:
+            decided = (
+                outlines.verdict(looked_at, codec)
+                if outlines is not None
+                else _decided_by_outline(looked_at, codec)
+            )
+            if decided is not None:
+                return decided
         return _json_verdict(body.json(), problem=False) or CLEAN
     if body.kind is MediaKind.XML:
         data = body.ascii_bytes

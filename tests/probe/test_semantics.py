@@ -535,7 +535,13 @@ def test_looking_only_where_detectors_look_changes_no_verdict(
 ) -> None:
     text = json.dumps(document, separators=(", ", ": ") if spaced else (",", ":"))
     body = text[: max(1, round(len(text) * kept))].encode()
-    assert Classifier().classify(_json_view(body)) == _verdict_of_the_whole(body)
+    expected = _verdict_of_the_whole(body)
+    assert Classifier().classify(_json_view(body)) == expected
+    # The same through a classifier that remembers the outlines of every example before.
+    assert _SEASONED.classify(_json_view(body)) == expected
+
+
+_SEASONED = Classifier()
 
 
 @pytest.mark.parametrize(
@@ -649,11 +655,48 @@ def test_a_clean_body_is_judged_on_its_outline_in_the_charsets_where_brackets_ar
     assert looked_at is not None
     if charset == "shift_jis":  # a character's second byte may be a bracket's: parsed whole
         assert looked_at == judged.ascii_bytes
-        assert judged.parse_outline(looked_at) is None
+        assert judged.outline_codec is None
     else:
-        outline = judged.parse_outline(looked_at)
+        assert judged.outline_codec is not None
+        outline = parse_json_prefix(looked_at.decode(judged.outline_codec))
         assert outline == {"code": 0, "msg": "成功", "data": {"items": [0]}}
     assert Classifier().classify(view) == CLEAN
+
+
+def test_answers_that_differ_only_inside_their_lists_share_a_remembered_verdict() -> None:
+    from probe.semantics import OutlineVerdicts
+
+    outlines = OutlineVerdicts(size=2, longest=64)
+    judge = [
+        b'{"code": 0, "msg": "ok", "data": {"items": [1, 2]}}',
+        b'{"code": 0, "msg": "ok", "data": {"items": [3, 4, 5]}}',
+    ]
+    for body in judge:
+        assert outlines.verdict(outline_in_python(body) or body, "utf-8") == CLEAN
+    assert len(outlines) == 1  # both outlines read {"items": [0]}
+    failing = b'{"code": 7, "msg": "boom", "data": {"items": [1]}}'
+    verdict = outlines.verdict(outline_in_python(failing) or failing, "utf-8")
+    assert verdict is not None and verdict.error_type == "7"
+    long = b'{"code": 0, "msg": "' + b"x" * 64 + b'", "items": [1]}'
+    assert outlines.verdict(outline_in_python(long) or long, "utf-8") == CLEAN
+    assert len(outlines) == 2, "an outline longer than `longest` is not kept"
+    third = b'{"code": 0, "msg": "fine", "items": [1]}'
+    outlines.verdict(outline_in_python(third) or third, "utf-8")
+    assert len(outlines) == 1, "full: dropped, then the new one kept"
+
+
+def test_a_remembered_verdict_is_only_for_the_charset_its_outline_was_read_in() -> None:
+    # "成功" in UTF-8 is the success word that clears a code; the same bytes read as cp1252
+    # are other letters, and code 7 is then an error.
+    body = json.dumps({"code": 7, "msg": "成功", "items": [1, 2]}, ensure_ascii=False).encode()
+    classifier = Classifier()
+    verdicts = []
+    for charset in ("utf-8", "windows-1252"):
+        content_type = f"application/json; charset={charset}"
+        view = ResponseView("svc", "/r", "GET", 200, (("content-type", content_type),), body)
+        verdicts.append(classifier.classify(view))
+    assert verdicts[0] == CLEAN
+    assert verdicts[1].business_error and verdicts[1].error_type == "7"
 
 
 def test_a_shift_jis_character_that_ends_in_a_backslash_does_not_hide_an_error() -> None:
