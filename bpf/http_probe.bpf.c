@@ -595,13 +595,13 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
             /* HTTP/2 is not decoded: such a connection is counted, so that its traffic is not
              * missing without a word, and then ignored, so that it costs no more peeks. */
             if (http2_preface(head, ret < BW_PEEK ? (__u32)ret : BW_PEEK)) {
-                struct bw_conn ignored = {.conn_id = now, .tracked = 1, .ignored = 1};
-                if (c) {
-                    ignored.conn_id = c->conn_id;
-                    ignored.local_port = c->local_port;
-                    ignored.remote_port = c->remote_port;
+                if (c) { /* known from accept or connect: marked where it is */
+                    c->tracked = 1;
+                    c->ignored = 1;
+                } else {
+                    struct bw_conn ignored = {.conn_id = now, .tracked = 1, .ignored = 1};
+                    conns.update(&key, &ignored);
                 }
-                conns.update(&key, &ignored);
                 count(BW_COUNTER_HTTP2);
             }
             return 0;

@@ -677,7 +677,7 @@ def _decided_by_outline(outline: bytes, codec: str) -> Verdict | None:
     return None if _holds_a_label_list(document) else verdict
 
 
-def builtin_verdict(body: _Body, outlines: OutlineVerdicts | None = None) -> Verdict:
+def builtin_verdict(body: _Body, outlines: OutlineVerdicts) -> Verdict:
     """What the built-in detectors say about a 2xx body; ``outlines`` remembers what outlines
     decided (a Classifier keeps one).
 
@@ -696,11 +696,7 @@ def builtin_verdict(body: _Body, outlines: OutlineVerdicts | None = None) -> Ver
         # items of a list the outline reduced.
         codec = body.outline_codec if looked_at is not data else None
         if codec is not None:
-            decided = (
-                outlines.verdict(looked_at, codec)
-                if outlines is not None
-                else _decided_by_outline(looked_at, codec)
-            )
+            decided = outlines.verdict(looked_at, codec)
             if decided is not None:
                 return decided
         return _json_verdict(body.json(), problem=False) or CLEAN
@@ -731,11 +727,11 @@ _shallow: Final = _SEARCHES[1] if _SEARCHES else None
 
 
 def _load_outline() -> Callable[[bytes], bytes | None] | None:
-    """probe/_needles.c's outline, where it was built."""
-    try:
-        from probe import _needles
-    except ImportError:  # BYTEWATCH_PURE_PYTHON=1, or run from a source tree never built
+    """probe/_needles.c's outline, where it was built (_load_needles found it)."""
+    if not _SEARCHES:
         return None
+    from probe import _needles
+
     return _needles.outline
 
 
