@@ -199,6 +199,39 @@ static __always_inline int http2_preface(const __u8 *p, __u32 n) {
            p[10] == '/' && p[11] == '2' && p[12] == '.' && p[13] == '0';
 }
 
+#define BW_U64(a, b, c, d, e, f, g, h)                                                         \
+    ((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 |     \
+     (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+#define BW_PREFIX_MAX 7 /* a start line is told by its first 8 bytes at most */
+#define BW_BEGINS 3     /* start_token: not a start line yet, but the beginning of one */
+
+/* What the first `n` bytes of `bytes` (little-endian) are: a request line's start (1), a status
+ * line's (2), too few to tell but the beginning of one (BW_BEGINS), or nothing (0). The same as
+ * http_start on 8 bytes, in straight-line code: on bytes joined from several syscalls, a second
+ * http_start was too much for the verifier in the raw sys_exit build. */
+static __always_inline int start_token(__u64 bytes, __u32 n) {
+    if (n == 0)
+        return 0;
+    __u64 mask = n > BW_PREFIX_MAX ? ~0ULL : (1ULL << (8 * n)) - 1;
+    __u64 seen = bytes & mask;
+#define BW_TOKEN(kind, len, a, b, c, d, e, f, g, h)                                            \
+    if (((BW_U64(a, b, c, d, e, f, g, h) ^ seen) & mask &                                      \
+         (((len) > BW_PREFIX_MAX) ? ~0ULL : (1ULL << (8 * (len))) - 1)) == 0)                  \
+        return n >= (len) ? (kind) : BW_BEGINS;
+    BW_TOKEN(1, 4, 'G', 'E', 'T', ' ', 0, 0, 0, 0)
+    BW_TOKEN(1, 4, 'P', 'U', 'T', ' ', 0, 0, 0, 0)
+    BW_TOKEN(1, 5, 'P', 'O', 'S', 'T', ' ', 0, 0, 0)
+    BW_TOKEN(1, 6, 'P', 'A', 'T', 'C', 'H', ' ', 0, 0)
+    BW_TOKEN(1, 5, 'H', 'E', 'A', 'D', ' ', 0, 0, 0)
+    BW_TOKEN(1, 7, 'D', 'E', 'L', 'E', 'T', 'E', ' ', 0)
+    BW_TOKEN(1, 8, 'O', 'P', 'T', 'I', 'O', 'N', 'S', ' ')
+    BW_TOKEN(1, 8, 'C', 'O', 'N', 'N', 'E', 'C', 'T', ' ')
+    BW_TOKEN(1, 6, 'T', 'R', 'A', 'C', 'E', ' ', 0, 0)
+    BW_TOKEN(2, 7, 'H', 'T', 'T', 'P', '/', '1', '.', 0)
+#undef BW_TOKEN
+    return 0;
+}
+
 /* The first bytes a syscall moved, for triage. */
 static __always_inline __u32 peek(__u8 *out, const struct bw_io_args *a, __u32 total) {
     __u64 base = a->buf;
@@ -495,7 +528,9 @@ static __always_inline void send_message(struct bw_scratch *s, const struct bw_i
                                          __u64 base, __u32 got) {
     stamp(&s->ev, st ? BW_KIND_PAIR : BW_KIND_DATA, key, c, now, a->pid_tgid);
     s->ev.direction = a->direction;
-    s->ev.flags = (start ? BW_FLAG_MSG_START : 0) | ((__u32)ret > got ? BW_FLAG_CUT : 0);
+    /* A PAIR's base is its request; a DATA record's is bytes of its own message (a prefix). */
+    __u32 own = st ? got : (__u32)base + got;
+    s->ev.flags = (start ? BW_FLAG_MSG_START : 0) | ((__u32)ret > own ? BW_FLAG_CUT : 0);
     s->ev.len = (__u32)ret;
     s->ev.captured = (__u32)base + got;
     if (st) {
@@ -569,6 +604,49 @@ static __always_inline int on_tracked_data(struct bw_io_args *a, long ret, struc
     return 1;
 }
 
+/* A start line can come in syscalls too short to tell it by: a client that writes "G" and then
+ * "ET / HTTP/1.1...", or "GET" and then the rest. Such bytes wait in the connection's entry
+ * (`prefix`), and the next syscall in their direction is judged with them in front. Returns what
+ * http_start makes of the joined bytes, with *joined set to how many waiting bytes come first;
+ * when they start nothing, keeps this syscall's bytes if they (with the waiting ones, or alone)
+ * may still begin a start line, and drops the rest. Only for connections not tracked yet: on a
+ * tracked one, short writes are copied as they come and user space joins them. */
+static __always_inline int start_after_prefix(struct bw_conn_key *key, struct bw_conn *c,
+                                              const struct bw_io_args *a, const __u8 *head,
+                                              long ret, __u64 now, __u32 *joined) {
+    __u64 first = 0;
+    __builtin_memcpy(&first, head, sizeof(first));
+    __u32 n = ret < 8 ? (__u32)ret : 8;
+    if (c && c->prefix_len && c->prefix_dir == a->direction) {
+        __u32 waiting = c->prefix_len & BW_PREFIX_MAX;
+        __u64 both = c->prefix | (first << (8 * waiting));
+        int kind = start_token(both, waiting + n);
+        if (kind == 1 || kind == 2) {
+            *joined = waiting;
+            return kind;
+        }
+        if (kind == BW_BEGINS) {
+            c->prefix = both;
+            c->prefix_len = waiting + n;
+            return 0;
+        }
+        c->prefix_len = 0;
+    }
+    if (start_token(first, n) != BW_BEGINS)
+        return 0;
+    if (c) {
+        c->prefix = first;
+        c->prefix_len = n;
+        c->prefix_dir = a->direction;
+        c->prefix_ns = now;
+    } else {
+        struct bw_conn waiting = {.conn_id = now, .prefix = first, .prefix_len = n,
+                                  .prefix_dir = a->direction, .prefix_ns = now};
+        conns.update(key, &waiting);
+    }
+    return 0;
+}
+
 static __always_inline int on_data(struct bw_io_args *a, long ret) {
     if (ret <= 0 || a->fd < 0)
         return 0;
@@ -588,9 +666,19 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
 
     __u8 head[BW_PEEK * 2] = {};
     int start = 0;
-    if (peek(head, a, (__u32)ret))
+    __u32 joined = 0; /* bytes of earlier syscalls this message starts with */
+    __u64 prefix = 0, prefix_ns = 0;
+    __u32 peeked = peek(head, a, (__u32)ret);
+    if (peeked)
         start = http_start(head, ret < BW_PEEK ? (__u32)ret : BW_PEEK);
     if (!c || !c->tracked) {
+        if (!start && peeked) {
+            start = start_after_prefix(&key, c, a, head, ret, now, &joined);
+            if (joined && c) { /* c is replaced below: its prefix is read first */
+                prefix = c->prefix;
+                prefix_ns = c->prefix_ns;
+            }
+        }
         if (!start) {
             /* HTTP/2 is not decoded: such a connection is counted, so that its traffic is not
              * missing without a word, and then ignored, so that it costs no more peeks. */
@@ -643,7 +731,7 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     if (c->stashed && !answers)
         flush_stash(&key, c);
 
-    __u32 want = account(c, a, ret, now, start, cfg);
+    __u32 want = account(c, a, ret + joined, now, start, cfg);
     if (want == 0) {
         if (a->direction == BW_EGRESS && !a->vectored && ret >= 8) {
             __u64 tail = 0;
@@ -653,7 +741,8 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
         return 0;
     }
 
-    if (start == 1 && !answers && a->direction == request_direction(c) && stashable(a, ret, cfg)) {
+    if (start == 1 && !answers && !joined && a->direction == request_direction(c) &&
+        stashable(a, ret, cfg)) {
         struct bw_stash *kept = read_into_stash(&key, a, ret);
         if (kept) {
             keep_request(kept, c, a->direction, ret, now);
@@ -666,7 +755,11 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
         return 0;
     __u64 base = 0;
     struct bw_stash *st = 0;
-    if (answers) {
+    if (joined) { /* a fresh connection: nothing is stashed on it */
+        __builtin_memcpy(s->ev.data, &prefix, sizeof(prefix));
+        base = joined;
+        want = want > joined ? want - joined : 0;
+    } else if (answers) {
         st = stash.lookup(&key);
         if (st) {
             base = st->len & (BW_STASH_MAX * 2 - 1);
@@ -677,7 +770,9 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     }
     __u64 room = BW_DATA_MAX - base;
     __u32 got = copy_payload(s, a, base, want < room ? want : room);
-    send_message(s, a, &key, c, now, ret, start, st, base, got);
+    /* A request starts with its first byte; the end of anything else is now. */
+    __u64 stamped = joined && start == 1 ? prefix_ns : now;
+    send_message(s, a, &key, c, stamped, ret + joined, start, st, base, got);
     return 0;
 }
 
@@ -788,14 +883,15 @@ static __always_inline int data_exit(const struct bw_syscall *s, long ret, __u8 
     return on_data(&a, ret);
 }
 
-/* user_msghdr is user-space ABI: msg_iov at offset 16, msg_iovlen at 24 on 64-bit. */
-static __always_inline int msg_exit(const struct bw_syscall *s, long ret, __u8 dir) {
+/* user_msghdr is user-space ABI: msg_iov at offset 16, msg_iovlen at 24 on 64-bit. A sendmsg's
+ * or recvmsg's arguments become a vectored call's: the iovec array and its length. */
+static __always_inline int msg_args(struct bw_syscall *s) {
     __u64 hdr[4] = {};
     if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)s->arg1))
         return 0;
-    struct bw_syscall v = {.nr = s->nr, .arg0 = s->arg0, .arg1 = hdr[2], .arg2 = hdr[3],
-                           .pid_tgid = s->pid_tgid, .tgid = s->tgid};
-    return data_exit(&v, ret, 1, dir);
+    s->arg1 = hdr[2];
+    s->arg2 = hdr[3];
+    return 1;
 }
 
 /* sendfile moves a response body without a user buffer: counted, never copied. */
@@ -872,24 +968,45 @@ static __always_inline int close_exit(const struct bw_syscall *s) {
     return 0;
 }
 
+/* The data syscalls share one data_exit: where `nr` is a constant (each syscall's own tracepoint)
+ * the compiler keeps only its case, and in the raw sys_exit build one copy of the data path is
+ * what keeps the program within the verifier's limits. */
 static __always_inline int syscall_exit(const struct bw_syscall *s, long ret) {
+    struct bw_syscall v = *s;
+    __u8 vectored = 0, dir = BW_INGRESS;
     switch (s->nr) {
-    case __NR_read: return data_exit(s, ret, 0, BW_INGRESS);
-    case __NR_recvfrom: return data_exit(s, ret, 0, BW_INGRESS);
-    case __NR_readv: return data_exit(s, ret, 1, BW_INGRESS);
-    case __NR_recvmsg: return msg_exit(s, ret, BW_INGRESS);
-    case __NR_write: return data_exit(s, ret, 0, BW_EGRESS);
-    case __NR_sendto: return data_exit(s, ret, 0, BW_EGRESS);
-    case __NR_writev: return data_exit(s, ret, 1, BW_EGRESS);
-    case __NR_sendmsg: return msg_exit(s, ret, BW_EGRESS);
+    case __NR_read: case __NR_recvfrom:
+        break;
+    case __NR_readv:
+        vectored = 1;
+        break;
+    case __NR_recvmsg:
+        if (!msg_args(&v))
+            return 0;
+        vectored = 1;
+        break;
+    case __NR_write: case __NR_sendto:
+        dir = BW_EGRESS;
+        break;
+    case __NR_writev:
+        vectored = 1;
+        dir = BW_EGRESS;
+        break;
+    case __NR_sendmsg:
+        if (!msg_args(&v))
+            return 0;
+        vectored = 1;
+        dir = BW_EGRESS;
+        break;
     case __NR_sendfile: return sendfile_exit(s, ret);
     case __NR_accept: return accept_exit(s, ret);
     case __NR_accept4: return accept_exit(s, ret);
     case __NR_connect: return connect_exit(s);
     case __NR_bind: return bind_exit(s);
     case __NR_close: return close_exit(s);
+    default: return 0;
     }
-    return 0;
+    return data_exit(&v, ret, vectored, dir);
 }
 
 #ifdef BW_TASK_BTF

@@ -88,7 +88,11 @@ class CConn(ctypes.Structure):
         ("ignored", ctypes.c_uint8),
         ("stashed", ctypes.c_uint8),
         ("named", ctypes.c_uint8),
-        ("_pad1", ctypes.c_uint8 * 3),
+        ("prefix_len", ctypes.c_uint8),
+        ("prefix_dir", ctypes.c_uint8),
+        ("_pad1", ctypes.c_uint8),
+        ("prefix", ctypes.c_uint64),
+        ("prefix_ns", ctypes.c_uint64),
     )
 
 

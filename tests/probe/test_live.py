@@ -29,7 +29,9 @@ import pytest
 from tests.probe.probe_process import Exchange, TraceProcess
 from tests.probe.servers import RunningServer
 from tests.probe.traffic import (
+    PAYMENT,
     ClientExchange,
+    Request,
     curl_requests,
     get,
     httpx_requests,
@@ -39,6 +41,7 @@ from tests.probe.traffic import (
     post_json,
     raw_garbage,
     raw_request,
+    request_written_at_cuts,
     slow_written_request,
 )
 
@@ -215,6 +218,37 @@ def test_a_request_written_in_several_small_writes_is_one_exchange(
     [mine] = [e for e in client_side if e["path"] == f"/users/{n}"]
     # The client's exchange starts at its first write, so it spans the pauses between writes.
     assert mine["latency_ms"] >= 3 * 50 * 0.9
+
+
+@pytest.mark.parametrize(
+    ("method", "cuts"),
+    [
+        pytest.param("GET", (1,), id="one byte first"),
+        pytest.param("GET", (3,), id="the method without its space first"),
+        pytest.param("POST", (1, 2, 3, 4, 5, 6, 7), id="the first seven bytes one at a time"),
+    ],
+)
+def test_a_request_whose_first_write_is_too_short_to_tell_is_still_seen(
+    live_trace: TraceProcess, python_server: RunningServer, method: str, cuts: tuple[int, ...]
+) -> None:
+    """The kernel tells HTTP by its first bytes: "G" or "GET" alone could be anything, so they
+    wait for the write that completes the start line."""
+    since = time.time()
+    n = unique_id()
+    request = (
+        Request("GET", f"/users/{n}") if method == "GET" else post_json(f"/payments?n={n}", PAYMENT)
+    )
+    path = request.path.split("?")[0]
+    sent = request_written_at_cuts(python_server.base_url, request, cuts, pause_s=0.05)
+    assert sent.status == 200
+    seen = live_trace.wait_for(served_by(python_server, since), count=1)
+    check_each_seen_once(seen, [sent], latency=None)
+    client_side = live_trace.wait_for(called_by(os.getpid(), since), count=1)
+    [mine] = [e for e in client_side if e["path"] == path]
+    assert (mine["method"], mine["status"]) == (method, 200)
+    assert mine["request_bytes"] == sent.request_bytes
+    # The client's exchange starts at its first write, the one too short to tell.
+    assert mine["latency_ms"] >= len(cuts) * 50 * 0.9
 
 
 @pytest.mark.parametrize("kind", ["node", "java", "nginx"])

@@ -32,6 +32,7 @@ from tests.probe.servers import (
 )
 from tests.probe.traffic import (
     GARBAGE,
+    PAYMENT,
     Request,
     TrafficError,
     curl_requests,
@@ -49,7 +50,6 @@ from tests.probe.traffic import (
     wrk_run,
 )
 
-PAYMENT = b'{"amount":125,"currency":"EUR"}'
 PAYMENT_REFUSED = b'{"error":"insufficient_balance","message":"balance too low for this payment"}'
 # Two shared cores: leave room for a loaded machine, but not so much a stuck server passes.
 SLACK_S = 0.5

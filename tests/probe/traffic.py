@@ -19,6 +19,7 @@ false).
 
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import sys
@@ -59,6 +60,9 @@ class Request:
         if self.content_type:
             lines.append(f"Content-Type: {self.content_type}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+
+PAYMENT = b'{"amount":125,"currency":"EUR"}'  # what the test servers' POST /payments takes
 
 
 def get(path: str) -> Request:
@@ -396,17 +400,35 @@ def slow_written_request(
     """One request written in ``pieces`` writes with ``pause_s`` between them."""
     host, port, _ = _address(base_url)
     request = Request(method, path, body, "application/json" if body else None)
+    size = len(request.encode(f"{host}:{port}"))
+    if not 1 <= pieces <= size:
+        raise ValueError(f"pieces must be between 1 and {size}, got {pieces}")
+    step = -(-size // pieces)  # ceiling division: exactly `pieces` writes at most
+    return request_written_at_cuts(
+        base_url, request, range(step, size, step), pause_s=pause_s, timeout_s=timeout_s
+    )
+
+
+def request_written_at_cuts(
+    base_url: str,
+    request: Request,
+    cuts: Iterable[int],
+    *,
+    pause_s: float = 0.05,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> ClientExchange:
+    """``request`` written in one write per piece between ``cuts`` (byte offsets from its start,
+    ascending), with ``pause_s`` between writes."""
+    host, port, _ = _address(base_url)
     wire = request.encode(f"{host}:{port}")
-    if not 1 <= pieces <= len(wire):
-        raise ValueError(f"pieces must be between 1 and {len(wire)}, got {pieces}")
-    step = -(-len(wire) // pieces)  # ceiling division: exactly `pieces` writes at most
+    bounds = [0, *(cut for cut in cuts if 0 < cut < len(wire)), len(wire)]
     with _connect(host, port, timeout_s) as sock:
         start, t0 = time.time(), time.perf_counter()
-        for offset in range(0, len(wire), step):
-            if offset:
+        for i, (begin, end) in enumerate(itertools.pairwise(bounds)):
+            if i:
                 time.sleep(pause_s)
-            sock.sendall(wire[offset : offset + step])
-        response = _read_response(_Reader(sock), method=method)
+            sock.sendall(wire[begin:end])
+        response = _read_response(_Reader(sock), method=request.method)
         latency = time.perf_counter() - t0
     return _exchange(request, response, start, latency, len(wire))
 
