@@ -1,7 +1,7 @@
 """Where the probe's kernel time goes: each eBPF program's run time per request under load.
 
 Run as root:  .venv/bin/python -m bench.kernel_programs [--target nginx] [--seconds 5] [--rounds 3]
-                                                          [--against REV]
+                                                          [--against REV] [--pid]
 
 The probe is loaded host-wide and its rings drained every 20 ms without parsing (the kernel's
 share only), wrk drives the target as fast as it goes, and the kernel's own accounting
@@ -14,7 +14,9 @@ throughput budget is ~1.5 us of program time per request.
 Prints the median over ``--rounds`` of ns per call and per request, and writes
 bench/results/kernel_programs.json. ``--against REV`` loads the kernel side of git revision REV
 too, in alternating order each round, and adds the difference per round: the machine's speed
-drifts by tens of percent within an hour, so only numbers from the same run compare.
+drifts by tens of percent within an hour, so only numbers from the same run compare. ``--pid``
+watches the target's processes only, as ``bytewatch run`` with a pid filter does: wrk's own
+reads and writes then cost only the check that turns them away.
 """
 
 from __future__ import annotations
@@ -54,9 +56,12 @@ def run_times(fds: dict[str, int]) -> dict[str, tuple[int, int]]:
     return out
 
 
-def one_round(url: str, seconds: float, bpf_dir: Path) -> tuple[int, dict[str, tuple[int, int]]]:
+def one_round(
+    url: str, seconds: float, bpf_dir: Path, config: ProbeConfig | None = None
+) -> tuple[int, dict[str, tuple[int, int]]]:
     """Requests wrk made, and each program's (ns, calls) during them."""
-    with probe_drained(ProbeConfig(), nice=10, listeners=True, bpf_dir=bpf_dir) as drained:
+    config = config or ProbeConfig()
+    with probe_drained(config, nice=10, listeners=True, bpf_dir=bpf_dir) as drained:
         assert drained.probe is not None
         fds = drained.probe.program_fds()
         before = run_times(fds)
@@ -136,6 +141,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", metavar="REV", help="also measure git revision REV's probe")
+    parser.add_argument("--pid", action="store_true", help="watch the target's processes only")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench.kernel_programs: run as root (it loads eBPF programs)", file=sys.stderr)
@@ -145,18 +151,20 @@ def main() -> int:
     current, other = Tally(), Tally()
     try:
         with tempfile.TemporaryDirectory() as tmp, start_server(args.target, Path(tmp)) as server:
+            config = ProbeConfig(pids=frozenset(server.pids)) if args.pid else ProbeConfig()
             sides = [(BPF_DIR, current)]
             if args.against:
                 sides.append((kernel_side_at(args.against, Path(tmp) / "against"), other))
             for round_number in range(args.rounds):
                 for bpf_dir, tally in sides if round_number % 2 == 0 else sides[::-1]:
-                    requests, spent = one_round(server.url("/hello"), args.seconds, bpf_dir)
+                    requests, spent = one_round(server.url("/hello"), args.seconds, bpf_dir, config)
                     tally.add(requests, args.seconds, spent)
     finally:
         BPF_STATS.write_text(was)
     print_tally("working tree", current)
     results: dict[str, object] = {
         "target": args.target, "seconds": args.seconds, "rounds": args.rounds,
+        "watched": "the target's pids" if args.pid else "the whole host",
         **current.summary(),
     }  # fmt: skip
     if args.against:
@@ -173,8 +181,9 @@ def main() -> int:
             **other.summary(),
             "difference_per_round_ns": [round(d) for d in differences],
         }
-    print(f"{args.target}, host-wide, wrk saturating; medians of {args.rounds} rounds")
-    write_results("kernel_programs", results)
+    watched = "its pids watched" if args.pid else "host-wide"
+    print(f"{args.target}, {watched}, wrk saturating; medians of {args.rounds} rounds")
+    write_results("kernel_programs_pid" if args.pid else "kernel_programs", results)
     return 0
 
 

@@ -99,7 +99,8 @@ struct bw_config {
     __u32 capture_bytes; /* bytes copied per HTTP message and direction (headers and body) */
     __u8 filter_pids;    /* 1: only tgids in filter_pids (or thread names in filter_comms) */
     __u8 filter_ports;   /* 1: only connections whose known port is in filter_ports */
-    __u8 _pad0[6];
+    __u8 filter_comms;   /* 1: filter_comms holds names (else a pid filter alone is asked for) */
+    __u8 _pad0[5];
 };
 
 /* Keys and values of the maps user space reads or writes. */

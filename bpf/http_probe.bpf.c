@@ -149,6 +149,10 @@ static __always_inline int wanted(__u32 tgid) {
         return 1;
     if (filter_pids.lookup(&tgid))
         return 1;
+    /* Every other process's reads and writes come this far: without names to match, the name
+     * (a helper call) and its lookup are skipped. */
+    if (!cfg->filter_comms)
+        return 0;
     struct bw_comm_key key = {};
     bpf_get_current_comm(&key.comm, sizeof(key.comm));
     return filter_comms.lookup(&key) != 0;

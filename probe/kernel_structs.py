@@ -52,7 +52,8 @@ class CConfig(ctypes.Structure):
         ("capture_bytes", ctypes.c_uint32),
         ("filter_pids", ctypes.c_uint8),
         ("filter_ports", ctypes.c_uint8),
-        ("_pad0", ctypes.c_uint8 * 6),
+        ("filter_comms", ctypes.c_uint8),
+        ("_pad0", ctypes.c_uint8 * 5),
     )
 
 

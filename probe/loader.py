@@ -266,6 +266,7 @@ class LoadedProbe:
             capture_bytes=config.capture_bytes,
             filter_pids=int(filter_pids),
             filter_ports=int(bool(config.ports)),
+            filter_comms=int(bool(config.comms)),
         )
         self._bpf[b"config"][ctypes.c_int(0)] = cfg
         self.set_pids(config.pids)
