@@ -132,7 +132,7 @@ struct bw_conn {
     __u8 named;        /* a record has carried the thread's name */
     __u8 prefix_len;   /* untracked: bytes in `prefix`, 0 when none */
     __u8 prefix_dir;   /* untracked: the direction they moved in */
-    __u8 _pad1;
+    __u8 moved;        /* untracked: a bit (1 << direction) for each direction bytes moved in */
     __u64 prefix;      /* untracked: the first bytes of what may be a start line, written or read
                         * in syscalls too short to tell (little-endian, at most 7) */
     __u64 prefix_ns;   /* when the first of them moved */

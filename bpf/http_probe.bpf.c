@@ -609,19 +609,23 @@ static __always_inline int on_tracked_data(struct bw_io_args *a, long ret, struc
 }
 
 /* A start line can come in syscalls too short to tell it by: a client that writes "G" and then
- * "ET / HTTP/1.1...", or "GET" and then the rest. Such bytes wait in the connection's entry
- * (`prefix`), and the next syscall in their direction is judged with them in front. Returns what
- * http_start makes of the joined bytes, with *joined set to how many waiting bytes come first;
- * when they start nothing, keeps this syscall's bytes if they (with the waiting ones, or alone)
- * may still begin a start line, and drops the rest. Only for connections not tracked yet: on a
- * tracked one, short writes are copied as they come and user space joins them. */
-static __always_inline int start_after_prefix(struct bw_conn_key *key, struct bw_conn *c,
-                                              const struct bw_io_args *a, const __u8 *head,
-                                              long ret, __u64 now, __u32 *joined) {
+ * "ET / HTTP/1.1...", or "GET" and then the rest. On a socket seen accepted or connected (`c`,
+ * not tracked yet), such bytes at the very start of a direction wait in its entry (`prefix`),
+ * and the next syscall in that direction is judged with them in front. Returns what they make
+ * together, with *joined set to how many waiting bytes come first; when that is nothing, keeps
+ * this syscall's bytes if they still begin a start line. Only a direction's first bytes, and
+ * only on such sockets: a shell reading a pipe or a terminal byte by byte is not HTTP. On a
+ * tracked connection, short writes are copied as they come and user space joins them. */
+static __always_inline int start_after_prefix(struct bw_conn *c, const struct bw_io_args *a,
+                                              const __u8 *head, long ret, __u64 now,
+                                              __u32 *joined) {
+    __u8 bit = 1 << (a->direction & 1);
+    __u8 moved = c->moved;
+    c->moved = moved | bit;
     __u64 first = 0;
     __builtin_memcpy(&first, head, sizeof(first));
     __u32 n = ret < 8 ? (__u32)ret : 8;
-    if (c && c->prefix_len && c->prefix_dir == a->direction) {
+    if (c->prefix_len && c->prefix_dir == a->direction) {
         __u32 waiting = c->prefix_len & BW_PREFIX_MAX;
         __u64 both = c->prefix | (first << (8 * waiting));
         int kind = start_token(both, waiting + n);
@@ -629,25 +633,19 @@ static __always_inline int start_after_prefix(struct bw_conn_key *key, struct bw
             *joined = waiting;
             return kind;
         }
+        c->prefix_len = 0;
         if (kind == BW_BEGINS) {
             c->prefix = both;
             c->prefix_len = waiting + n;
-            return 0;
         }
-        c->prefix_len = 0;
-    }
-    if (start_token(first, n) != BW_BEGINS)
         return 0;
-    if (c) {
-        c->prefix = first;
-        c->prefix_len = n;
-        c->prefix_dir = a->direction;
-        c->prefix_ns = now;
-    } else {
-        struct bw_conn waiting = {.conn_id = now, .prefix = first, .prefix_len = n,
-                                  .prefix_dir = a->direction, .prefix_ns = now};
-        conns.update(key, &waiting);
     }
+    if ((moved & bit) || start_token(first, n) != BW_BEGINS)
+        return 0;
+    c->prefix = first;
+    c->prefix_len = n;
+    c->prefix_dir = a->direction;
+    c->prefix_ns = now;
     return 0;
 }
 
@@ -676,9 +674,9 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     if (peeked)
         start = http_start(head, ret < BW_PEEK ? (__u32)ret : BW_PEEK);
     if (!c || !c->tracked) {
-        if (!start && peeked) {
-            start = start_after_prefix(&key, c, a, head, ret, now, &joined);
-            if (joined && c) { /* c is replaced below: its prefix is read first */
+        if (!start && peeked && c) {
+            start = start_after_prefix(c, a, head, ret, now, &joined);
+            if (joined) { /* c is replaced below: its prefix is read first */
                 prefix = c->prefix;
                 prefix_ns = c->prefix_ns;
             }

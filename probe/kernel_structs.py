@@ -91,7 +91,7 @@ class CConn(ctypes.Structure):
         ("named", ctypes.c_uint8),
         ("prefix_len", ctypes.c_uint8),
         ("prefix_dir", ctypes.c_uint8),
-        ("_pad1", ctypes.c_uint8),
+        ("moved", ctypes.c_uint8),
         ("prefix", ctypes.c_uint64),
         ("prefix_ns", ctypes.c_uint64),
     )

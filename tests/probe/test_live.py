@@ -42,6 +42,7 @@ from tests.probe.traffic import (
     raw_garbage,
     raw_request,
     request_written_at_cuts,
+    requests_written_at_cuts,
     slow_written_request,
 )
 
@@ -221,34 +222,57 @@ def test_a_request_written_in_several_small_writes_is_one_exchange(
 
 
 @pytest.mark.parametrize(
-    ("method", "cuts"),
+    ("method", "cuts", "status"),
     [
-        pytest.param("GET", (1,), id="one byte first"),
-        pytest.param("GET", (3,), id="the method without its space first"),
-        pytest.param("POST", (1, 2, 3, 4, 5, 6, 7), id="the first seven bytes one at a time"),
+        pytest.param("GET", (1,), 200, id="one byte first"),
+        pytest.param("GET", (3,), 200, id="the method without its space first"),
+        pytest.param("POST", (1, 2, 3, 4), 200, id="POST's first four bytes one at a time"),
+        # The longest token: seven bytes wait, and the eighth completes it. The server does not
+        # implement OPTIONS, and says so.
+        pytest.param("OPTIONS", (1, 2, 3, 4, 5, 6, 7), 501, id="OPTIONS one byte at a time"),
     ],
 )
 def test_a_request_whose_first_write_is_too_short_to_tell_is_still_seen(
-    live_trace: TraceProcess, python_server: RunningServer, method: str, cuts: tuple[int, ...]
+    live_trace: TraceProcess,
+    python_server: RunningServer,
+    method: str,
+    cuts: tuple[int, ...],
+    status: int,
 ) -> None:
     """The kernel tells HTTP by its first bytes: "G" or "GET" alone could be anything, so they
     wait for the write that completes the start line."""
     since = time.time()
     n = unique_id()
     request = (
-        Request("GET", f"/users/{n}") if method == "GET" else post_json(f"/payments?n={n}", PAYMENT)
+        post_json(f"/payments?n={n}", PAYMENT)
+        if method == "POST"
+        else Request(method, f"/users/{n}")
     )
     path = request.path.split("?")[0]
     sent = request_written_at_cuts(python_server.base_url, request, cuts, pause_s=0.05)
-    assert sent.status == 200
+    assert sent.status == status
     seen = live_trace.wait_for(served_by(python_server, since), count=1)
     check_each_seen_once(seen, [sent], latency=None)
     client_side = live_trace.wait_for(called_by(os.getpid(), since), count=1)
     [mine] = [e for e in client_side if e["path"] == path]
-    assert (mine["method"], mine["status"]) == (method, 200)
+    assert (mine["method"], mine["status"]) == (method, status)
     assert mine["request_bytes"] == sent.request_bytes
     # The client's exchange starts at its first write, the one too short to tell.
     assert mine["latency_ms"] >= len(cuts) * 50 * 0.9
+
+
+def test_a_later_request_on_a_keep_alive_connection_may_start_with_a_short_write(
+    live_trace: TraceProcess, python_server: RunningServer
+) -> None:
+    """On a tracked connection the kernel copies short writes as they come, within the capture
+    budget the first request left, and user space joins them into a start line."""
+    since = time.time()
+    n = unique_id()
+    first, second = Request("GET", f"/users/{n}"), Request("GET", f"/users/{n + 1}")
+    sent = requests_written_at_cuts(python_server.base_url, [(first, ()), (second, (1,))])
+    assert [c.status for c in sent] == [200, 200]
+    seen = live_trace.wait_for(served_by(python_server, since), count=2)
+    check_each_seen_once(seen, sent, latency=None)
 
 
 @pytest.mark.parametrize("kind", ["node", "java", "nginx"])
@@ -297,6 +321,22 @@ def test_non_http_traffic_on_a_tcp_socket_is_ignored(live_trace: TraceProcess) -
     time.sleep(1.0)
     assert live_trace.matching(lambda e: e["pid"] == outcome.server_pid and ts(e) >= since) == []
     assert live_trace.matching(lambda e: e["pid"] == os.getpid() and ts(e) >= since) == []
+
+
+def test_a_start_line_read_byte_by_byte_from_a_pipe_is_not_http(live_trace: TraceProcess) -> None:
+    """Short reads may begin a start line only on sockets the probe saw connected or accepted:
+    a shell reading a pipe or a terminal one byte at a time is not a server."""
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import os\nwhile os.read(0, 1): pass\nos.close(0)"],
+        stdin=subprocess.PIPE,
+    )
+    since = time.time()
+    assert reader.stdin is not None
+    reader.stdin.write(b"GET /not-http HTTP/1.1\r\nHost: pipe\r\n\r\n")
+    reader.stdin.close()
+    assert reader.wait(timeout=10) == 0
+    time.sleep(1.0)
+    assert live_trace.matching(lambda e: e["pid"] == reader.pid and ts(e) >= since) == []
 
 
 def test_garbage_after_a_method_token_is_counted_and_skipped(

@@ -419,18 +419,37 @@ def request_written_at_cuts(
 ) -> ClientExchange:
     """``request`` written in one write per piece between ``cuts`` (byte offsets from its start,
     ascending), with ``pause_s`` between writes."""
+    [exchange] = requests_written_at_cuts(
+        base_url, [(request, cuts)], pause_s=pause_s, timeout_s=timeout_s
+    )
+    return exchange
+
+
+def requests_written_at_cuts(
+    base_url: str,
+    requests: Sequence[tuple[Request, Iterable[int]]],
+    *,
+    pause_s: float = 0.05,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> list[ClientExchange]:
+    """Each request in turn on ONE connection, its response read before the next, each written
+    as ``request_written_at_cuts`` writes it."""
     host, port, _ = _address(base_url)
-    wire = request.encode(f"{host}:{port}")
-    bounds = [0, *(cut for cut in cuts if 0 < cut < len(wire)), len(wire)]
+    exchanges: list[ClientExchange] = []
     with _connect(host, port, timeout_s) as sock:
-        start, t0 = time.time(), time.perf_counter()
-        for i, (begin, end) in enumerate(itertools.pairwise(bounds)):
-            if i:
-                time.sleep(pause_s)
-            sock.sendall(wire[begin:end])
-        response = _read_response(_Reader(sock), method=request.method)
-        latency = time.perf_counter() - t0
-    return _exchange(request, response, start, latency, len(wire))
+        reader = _Reader(sock)
+        for request, cuts in requests:
+            wire = request.encode(f"{host}:{port}")
+            bounds = [0, *(cut for cut in cuts if 0 < cut < len(wire)), len(wire)]
+            start, t0 = time.time(), time.perf_counter()
+            for i, (begin, end) in enumerate(itertools.pairwise(bounds)):
+                if i:
+                    time.sleep(pause_s)
+                sock.sendall(wire[begin:end])
+            response = _read_response(reader, method=request.method)
+            latency = time.perf_counter() - t0
+            exchanges.append(_exchange(request, response, start, latency, len(wire)))
+    return exchanges
 
 
 GARBAGE = b"GET \x00\xff\xfe\x80\x01 HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n"
