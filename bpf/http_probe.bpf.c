@@ -158,43 +158,6 @@ static __always_inline int wanted(__u32 tgid) {
     return filter_comms.lookup(&key) != 0;
 }
 
-/* 0: not an HTTP/1.x start line; 1: a request line; 2: a status line. Only the first bytes
- * are looked at: user space parses properly and counts what turns out to be garbage. */
-static __always_inline int http_start(const __u8 *p, __u32 n) {
-    if (n >= 7 && p[0] == 'H' && p[1] == 'T' && p[2] == 'T' && p[3] == 'P' && p[4] == '/' &&
-        p[5] == '1' && p[6] == '.')
-        return 2;
-    __u32 sp = 0;
-    switch (p[0]) {
-    case 'G': if (p[1] == 'E' && p[2] == 'T') sp = 3; break;
-    case 'P':
-        if (p[1] == 'U' && p[2] == 'T') sp = 3;
-        else if (p[1] == 'O' && p[2] == 'S' && p[3] == 'T') sp = 4;
-        else if (p[1] == 'A' && p[2] == 'T' && p[3] == 'C' && p[4] == 'H') sp = 5;
-        break;
-    case 'H': if (p[1] == 'E' && p[2] == 'A' && p[3] == 'D') sp = 4; break;
-    case 'D':
-        if (p[1] == 'E' && p[2] == 'L' && p[3] == 'E' && p[4] == 'T' && p[5] == 'E') sp = 6;
-        break;
-    case 'O':
-        if (p[1] == 'P' && p[2] == 'T' && p[3] == 'I' && p[4] == 'O' && p[5] == 'N' && p[6] == 'S')
-            sp = 7;
-        break;
-    case 'C':
-        if (p[1] == 'O' && p[2] == 'N' && p[3] == 'N' && p[4] == 'E' && p[5] == 'C' && p[6] == 'T')
-            sp = 7;
-        break;
-    case 'T':
-        if (p[1] == 'R' && p[2] == 'A' && p[3] == 'C' && p[4] == 'E') sp = 5;
-        break;
-    }
-    /* A method token and a space is enough: what follows is user space's to judge, so that
-     * garbage after a method is counted as a parse error rather than silently ignored. */
-    if (sp == 0 || n < sp + 1)
-        return 0;
-    return p[sp & (BW_PEEK - 1)] == ' ' ? 1 : 0;
-}
-
 /* Whether the first bytes are HTTP/2's connection preface, "PRI * HTTP/2.0" (RFC 9113 section
  * 3.4), which a client sends first, cleartext (h2c) or inside TLS alike. */
 static __always_inline int http2_preface(const __u8 *p, __u32 n) {
@@ -210,9 +173,11 @@ static __always_inline int http2_preface(const __u8 *p, __u32 n) {
 #define BW_BEGINS 3     /* start_token: not a start line yet, but the beginning of one */
 
 /* What the first `n` bytes of `bytes` (little-endian) are: a request line's start (1), a status
- * line's (2), too few to tell but the beginning of one (BW_BEGINS), or nothing (0). The same as
- * http_start on 8 bytes, in straight-line code: on bytes joined from several syscalls, a second
- * http_start was too much for the verifier in the raw sys_exit build. */
+ * line's (2), too few to tell but the beginning of one (BW_BEGINS), or nothing (0). A method
+ * token and its space are enough: what follows is user space's to judge, so that garbage after
+ * a method is counted as a parse error rather than silently ignored. Straight-line code on one
+ * word: it also judges bytes joined from several syscalls (start_after_prefix), where a
+ * byte-by-byte parse was too much for the verifier in the raw sys_exit build. */
 static __always_inline int start_token(__u64 bytes, __u32 n) {
     if (n == 0)
         return 0;
@@ -234,6 +199,20 @@ static __always_inline int start_token(__u64 bytes, __u32 n) {
     BW_TOKEN(2, 7, 'H', 'T', 'T', 'P', '/', '1', '.', 0)
 #undef BW_TOKEN
     return 0;
+}
+
+/* The first 8 bytes at `p` (readable, whatever `n`) as start_token's word. */
+static __always_inline __u64 first_word(const __u8 *p) {
+    __u64 word = 0;
+    __builtin_memcpy(&word, p, sizeof(word));
+    return word;
+}
+
+/* 0: not an HTTP/1.x start line; 1: a request line; 2: a status line. Only the first bytes
+ * are looked at: user space parses properly and counts what turns out to be garbage. */
+static __always_inline int http_start(const __u8 *p, __u32 n) {
+    int kind = start_token(first_word(p), n);
+    return kind == BW_BEGINS ? 0 : kind;
 }
 
 /* The first bytes a syscall moved, for triage. */
@@ -617,13 +596,12 @@ static __always_inline int on_tracked_data(struct bw_io_args *a, long ret, struc
  * only on such sockets: a shell reading a pipe or a terminal byte by byte is not HTTP. On a
  * tracked connection, short writes are copied as they come and user space joins them. */
 static __always_inline int start_after_prefix(struct bw_conn *c, const struct bw_io_args *a,
-                                              const __u8 *head, long ret, __u64 now,
+                                              __u64 first, int token, long ret, __u64 now,
                                               __u32 *joined) {
     __u8 bit = 1 << (a->direction & 1);
     __u8 moved = c->moved;
-    c->moved = moved | bit;
-    __u64 first = 0;
-    __builtin_memcpy(&first, head, sizeof(first));
+    if (!(moved & bit))
+        c->moved = moved | bit;
     __u32 n = ret < 8 ? (__u32)ret : 8;
     if (c->prefix_len && c->prefix_dir == a->direction) {
         __u32 waiting = c->prefix_len & BW_PREFIX_MAX;
@@ -640,7 +618,7 @@ static __always_inline int start_after_prefix(struct bw_conn *c, const struct bw
         }
         return 0;
     }
-    if ((moved & bit) || start_token(first, n) != BW_BEGINS)
+    if ((moved & bit) || token != BW_BEGINS)
         return 0;
     c->prefix = first;
     c->prefix_len = n;
@@ -671,11 +649,13 @@ static __always_inline int on_data(struct bw_io_args *a, long ret) {
     __u32 joined = 0; /* bytes of earlier syscalls this message starts with */
     __u64 prefix = 0, prefix_ns = 0;
     __u32 peeked = peek(head, a, (__u32)ret);
-    if (peeked)
-        start = http_start(head, ret < BW_PEEK ? (__u32)ret : BW_PEEK);
+    __u64 first = first_word(head);
+    int token = peeked ? start_token(first, ret < BW_PEEK ? (__u32)ret : BW_PEEK) : 0;
+    if (token != BW_BEGINS)
+        start = token;
     if (!c || !c->tracked) {
         if (!start && peeked && c) {
-            start = start_after_prefix(c, a, head, ret, now, &joined);
+            start = start_after_prefix(c, a, first, token, ret, now, &joined);
             if (joined) { /* c is replaced below: its prefix is read first */
                 prefix = c->prefix;
                 prefix_ns = c->prefix_ns;
