@@ -478,8 +478,11 @@ static __always_inline int port_allowed(struct bw_config *cfg, struct bw_conn *c
     return port == 0 || filter_ports.lookup(&port) != 0;
 }
 
-/* Count a read or write into its direction's totals and capture budget (a message start renews
- * the budget); returns how many of its bytes the budget lets through. */
+/* Count a read or write into its direction's totals and capture budget; returns how many of its
+ * bytes the budget lets through. A message start renews the budgets of both directions: the
+ * other direction's next message (the response to a request, the request after a response)
+ * begins with that direction's next bytes, and those may be too few to tell a start line by,
+ * "H" and then "TTP/1.1 200 OK...". With budget they are copied, and user space joins them. */
 static __always_inline __u32 account(struct bw_conn *c, const struct bw_io_args *a, long ret,
                                      __u64 now, int start, const struct bw_config *cfg) {
     __u32 *budget;
@@ -492,8 +495,10 @@ static __always_inline __u32 account(struct bw_conn *c, const struct bw_io_args 
         c->out_last_ns = now;
         budget = &c->out_budget;
     }
-    if (start)
-        *budget = cfg->capture_bytes;
+    if (start) {
+        c->in_budget = cfg->capture_bytes;
+        c->out_budget = cfg->capture_bytes;
+    }
     __u32 want = ret < *budget ? (__u32)ret : *budget;
     if (want) {
         *budget -= want;

@@ -33,6 +33,7 @@ from tests.probe.traffic import (
     ClientExchange,
     Request,
     curl_requests,
+    cut_response_server,
     get,
     httpx_requests,
     keepalive_requests,
@@ -276,6 +277,63 @@ def test_a_later_request_on_a_keep_alive_connection_may_start_with_a_short_write
     assert [c.status for c in sent] == [200, 200]
     seen = live_trace.wait_for(served_by(python_server, since), count=2)
     check_each_seen_once(seen, sent, latency=None)
+
+
+def test_many_requests_that_each_start_with_a_short_write_are_each_seen_once(
+    live_trace: TraceProcess, python_server: RunningServer
+) -> None:
+    """Short writes on a tracked connection are copied within their direction's capture budget.
+    Sixty-four requests of ~55 bytes, each written "G" first, spend more than one budget (3 KiB):
+    each response renews the budget of the request that follows it."""
+    since = time.time()
+    n = unique_id()
+    requests = [(Request("GET", f"/users/{n + i}"), (1,)) for i in range(64)]
+    sent = requests_written_at_cuts(python_server.base_url, requests, pause_s=0.01)
+    assert {c.status for c in sent} == {200}
+    seen = live_trace.wait_for(served_by(python_server, since), count=len(sent))
+    check_each_seen_once(seen, sent, latency=None)
+    client_side = live_trace.wait_for(called_by(os.getpid(), since), count=len(sent))
+    check_each_seen_once(client_side, sent, latency="close")
+
+
+@pytest.mark.parametrize(
+    "cuts",
+    [
+        pytest.param((1,), id="one byte first"),
+        pytest.param((4, 8), id="HTTP, then /1.1, then the rest"),
+    ],
+)
+def test_a_response_whose_status_line_starts_with_a_short_write_is_still_paired(
+    live_trace: TraceProcess, cuts: tuple[int, ...]
+) -> None:
+    """The first response on a connection too: a request renews the capture budget of the
+    direction its response will come in, so "H" is copied and user space joins it to the rest."""
+    since = time.time()
+    n = unique_id()
+    paths = [f"/users/{n}", f"/users/{n + 1}"]
+    with cut_response_server(cuts, pause_s=0.05) as cutting:
+        sent = requests_written_at_cuts(cutting.base_url, [(get(p), ()) for p in paths])
+        assert [c.status for c in sent] == [200, 200]
+        served = live_trace.wait_for(
+            lambda e: e["pid"] == cutting.pid and e["direction"] == "server" and ts(e) >= since,
+            count=2,
+        )
+    check_each_seen_once(served, sent, latency=None)
+    client_side = live_trace.wait_for(called_by(os.getpid(), since), count=2)
+    check_each_seen_once(client_side, sent, latency="close")
+    for e in [*served, *client_side]:
+        assert e["complete"] is True
+        # Both sides span the pauses between the response's writes.
+        assert e["latency_ms"] >= len(cuts) * 50 * 0.9, e["path"]
+    for client in sent:
+        assert client.response_head_bytes is not None
+        wire = client.response_head_bytes + client.response_bytes
+        assert [
+            e["response_bytes"] for e in [*served, *client_side] if e["path"] == client.path
+        ] == [
+            wire,
+            wire,
+        ]
 
 
 @pytest.mark.parametrize("kind", ["node", "java", "nginx"])

@@ -11,21 +11,22 @@ Drivers: ``curl_requests`` (the curl binary), ``httpx_requests`` (one keep-alive
 ``keepalive_requests`` (one raw socket, sequential), ``pipelined_requests`` (all requests in one
 write), ``slow_written_request`` (one request in several writes), ``raw_request`` (one request,
 the raw response with its headers and chunk sizes; ``read_response`` parses one off any
-socket), ``raw_garbage``, ``non_http_exchange`` and
-``wrk_run``. ``TrafficError`` is raised when a driver cannot do its job at all (nothing listens,
-wrk fails); a server misbehaving is not an error but a measurement (status 0, ``complete``
-false).
+socket), ``raw_garbage``, ``non_http_exchange`` and ``wrk_run``. ``cut_response_server`` runs
+a server that writes every response in pieces. ``TrafficError`` is raised when a driver cannot
+do its job at all (nothing listens, wrk fails); a server misbehaving is not an error but a
+measurement (status 0, ``complete`` false).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -450,6 +451,37 @@ def requests_written_at_cuts(
             latency = time.perf_counter() - t0
             exchanges.append(_exchange(request, response, start, latency, len(wire)))
     return exchanges
+
+
+@dataclass(frozen=True, slots=True)
+class CutResponseServer:
+    """A running ``cut_response_server.py``: every response it writes is cut as it was told."""
+
+    pid: int
+    base_url: str
+
+
+@contextlib.contextmanager
+def cut_response_server(
+    cuts: Iterable[int], *, pause_s: float = 0.05, timeout_s: float = 10.0
+) -> Iterator[CutResponseServer]:
+    """A server that writes each response in one write per piece between ``cuts`` (byte offsets
+    from its start, ascending), with ``pause_s`` between writes; stopped when the block ends."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="cut-") as workdir:
+        argv = [
+            sys.executable,
+            str(SERVERS_DIR / "cut_response_server.py"),
+            str(port),
+            ",".join(str(cut) for cut in cuts),
+            str(round(pause_s * 1000)),
+        ]
+        process = spawn(argv, Path(workdir) / "cut.log", cwd=Path(workdir))
+        try:
+            _connect_when_listening(port, timeout_s, process).close()
+            yield CutResponseServer(process.pid, f"http://127.0.0.1:{port}")
+        finally:
+            stop_process(process)
 
 
 GARBAGE = b"GET \x00\xff\xfe\x80\x01 HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n"
