@@ -270,15 +270,18 @@ static PyObject *decode_records(PyObject *module, PyObject *raw) {
 #define RINGBUF_DISCARD (1u << 30)
 #define RINGBUF_HEADER 8
 
-/* drain(data, consumer, mask): what probe.ringbuf.MappedRingBuffer.drain and decode_records do
- * for every record, in one pass over the ring's memory and without a bytes object per record.
- * ``data`` is the producer page followed by the data area mapped twice, ``consumer`` the page
- * we write. Returns (records, undecodable): a record that is not one is counted and skipped, as
- * the agent does with decode_records' error. Stops at a record still being written. */
+/* drain(data, consumer, mask[, limit]): what probe.ringbuf.MappedRingBuffer.drain and
+ * decode_records do for every record, in one pass over the ring's memory and without a bytes
+ * object per record. ``data`` is the producer page followed by the data area mapped twice,
+ * ``consumer`` the page we write. Returns (records, undecodable): a record that is not one is
+ * counted and skipped, as the agent does with decode_records' error. Stops at a record still
+ * being written, or once ``limit`` records are decoded (0: no limit; a PAIR's two records are
+ * never split, so one more may come); the rest stays in the ring for the next call. */
 static PyObject *drain(PyObject *module, PyObject *args) {
     PyObject *data_obj, *consumer_obj;
     unsigned long long mask;
-    if (!PyArg_ParseTuple(args, "OOK:drain", &data_obj, &consumer_obj, &mask))
+    Py_ssize_t limit = 0;
+    if (!PyArg_ParseTuple(args, "OOK|n:drain", &data_obj, &consumer_obj, &mask, &limit))
         return NULL;
     if (!configured())
         return NULL;
@@ -307,7 +310,7 @@ static PyObject *drain(PyObject *module, PyObject *args) {
     unsigned long long producer =
         __atomic_load_n((const unsigned long long *)base, __ATOMIC_ACQUIRE);
     int failed = 0;
-    while (pos < producer) {
+    while (pos < producer && (limit <= 0 || PyList_GET_SIZE(records) < limit)) {
         const char *at = base + page + (pos & mask);
         unsigned header = __atomic_load_n((const unsigned *)at, __ATOMIC_ACQUIRE);
         if (header & RINGBUF_BUSY)

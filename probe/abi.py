@@ -256,11 +256,12 @@ _EXTENSION: Final = _load_extension()
 decode_records: Final[Callable[[bytes], tuple[Record, ...]]] = (
     _EXTENSION.decode_records if _EXTENSION is not None else decode_records_in_python
 )
-# (ring data map, consumer page map, data size - 1) -> (records, undecodable): a memory-mapped
-# ring buffer drained and decoded in one pass (probe.ringbuf.MappedRingBuffer.drain_records).
-drain_decoded: Final[Callable[[mmap.mmap, mmap.mmap, int], tuple[list[Record], int]] | None] = (
-    _EXTENSION.drain if _EXTENSION is not None else None
-)
+# (ring data map, consumer page map, data size - 1, at most this many records or 0 for all)
+# -> (records, undecodable): a memory-mapped ring buffer drained and decoded in one pass
+# (probe.ringbuf.MappedRingBuffer.drain_records).
+drain_decoded: Final[
+    Callable[[mmap.mmap, mmap.mmap, int, int], tuple[list[Record], int]] | None
+] = _EXTENSION.drain if _EXTENSION is not None else None
 
 
 class RecordBatch(NamedTuple):

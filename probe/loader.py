@@ -304,18 +304,20 @@ class LoadedProbe:
             return None
         return self._rings[0].map_fd, self._rings[0].data_size
 
-    def poll(self, timeout_s: float) -> RecordBatch:
-        """The records waiting in the ring buffers, waiting at most ``timeout_s`` for one."""
+    def poll(self, timeout_s: float, limit: int = 0) -> RecordBatch:
+        """The records waiting in the ring buffers, waiting at most ``timeout_s`` for one;
+        ``limit`` as in ``consume``."""
         if self._rings:
             self._rings[0].wait(timeout_s)
-            return self._drain()
+            return self._drain(limit)
         self._bpf.ring_buffer_poll(int(timeout_s * 1000))
         return decode_batch(self._take())
 
-    def consume(self) -> RecordBatch:
-        """The records waiting in the ring buffers, without waiting."""
+    def consume(self, limit: int = 0) -> RecordBatch:
+        """The records waiting in the ring buffers, without waiting. ``limit`` (0: none) bounds
+        how many are taken from the main ring (``MappedRingBuffer.drain_records``)."""
         if self._rings:
-            return self._drain()
+            return self._drain(limit)
         self._bpf.ring_buffer_consume()
         return decode_batch(self._take())
 
@@ -327,17 +329,17 @@ class LoadedProbe:
         self._bpf.ring_buffer_consume()
         return len(self._take())
 
-    def _drain(self) -> RecordBatch:
+    def _drain(self, limit: int) -> RecordBatch:
         """Both rings: a record refused by the main ring is in the spill ring, and the records
         of its connection that follow it are in the main ring (user space resequences)."""
         main, spill = self._rings
         spilled = spill.drain_records()
         if spilled.records or spilled.undecodable:
-            batch = main.drain_records()
+            batch = main.drain_records(limit)
             return RecordBatch(
                 spilled.records + batch.records, spilled.undecodable + batch.undecodable
             )
-        return main.drain_records()
+        return main.drain_records(limit)
 
     def _take(self) -> list[bytes]:
         batch = list(self._batch)

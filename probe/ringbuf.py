@@ -85,11 +85,13 @@ class MappedRingBuffer:
         _U64.pack_into(self._consumer, 0, consumer)
         return out
 
-    def drain_records(self) -> RecordBatch:
-        """Every complete record now in the buffer, decoded: what ``drain`` and
-        ``probe.abi.decode_records`` give, in one pass in C where the extension was built."""
+    def drain_records(self, limit: int = 0) -> RecordBatch:
+        """The complete records now in the buffer, decoded: what ``drain`` and
+        ``probe.abi.decode_records`` give, in one pass in C where the extension was built. There
+        ``limit`` (0: none) stops it after that many records, or one more to keep a PAIR whole,
+        and the rest stay for the next call; without the extension every record is taken."""
         if drain_decoded is not None:
-            records, undecodable = drain_decoded(self._data, self._consumer, self._mask)
+            records, undecodable = drain_decoded(self._data, self._consumer, self._mask, limit)
             return RecordBatch(records, undecodable)
         return decode_batch(self.drain())
 

@@ -35,6 +35,13 @@ SETTLE_EVERY_NS: Final = 100_000_000
 QUIET_NS: Final = 100_000_000  # how long a connection must be quiet before its totals are trusted
 HOUSEKEEP_EVERY_NS: Final = 1_000_000_000
 TLS_SCAN_EVERY_NS: Final = 30_000_000_000  # new OpenSSL copies (services started or upgraded since)
+# Records are decoded, tracked and built into exchanges this many at a time: a whole batch (~500
+# records at 10,000 requests/s watched host-wide) taken stage by stage made each stage find the
+# objects of the one before out of the CPU's caches.
+CHUNK_RECORDS: Final = 64
+# A poll returns after this many records even if more are waiting, so that exchanges are handed
+# on while an agent that has fallen behind catches up.
+MOST_RECORDS_PER_POLL: Final = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,16 +184,28 @@ class LiveProbeSource:
         since_last = time.monotonic() - self._last_poll
         if since_last < BATCH_INTERVAL_S:
             time.sleep(min(timeout_s, BATCH_INTERVAL_S - since_last))
-            batch = self._probe.consume()
+            batch = self._probe.consume(CHUNK_RECORDS)
         else:
-            batch = self._probe.poll(timeout_s)
+            batch = self._probe.poll(timeout_s, CHUNK_RECORDS)
         self._last_poll = time.monotonic()
-        self._abi_errors += batch.undecodable
+        out: list[HttpExchange] = []
         observed: list[ObservedExchange] = []
-        for record in batch.records:
-            if record.local_port == 0 and record.role is Role.SERVER:
-                record = self._with_local_port(record)  # noqa: PLW2901
-            self._tracker.feed_into(record, observed)
+        taken = 0
+        while True:
+            self._abi_errors += batch.undecodable
+            for record in batch.records:
+                if record.local_port == 0 and record.role is Role.SERVER:
+                    record = self._with_local_port(record)  # noqa: PLW2901
+                self._tracker.feed_into(record, observed)
+            self._build_into(observed, out)
+            observed.clear()
+            taken += len(batch.records)
+            if len(batch.records) < CHUNK_RECORDS:
+                break
+            if taken >= MOST_RECORDS_PER_POLL:
+                self._last_poll = 0.0  # more are waiting: the next poll takes them at once
+                break
+            batch = self._probe.consume(CHUNK_RECORDS)
         observed += self._tracker.end_batch()
         now = self._now()
         if now >= self._next_settle:
@@ -207,7 +226,8 @@ class LiveProbeSource:
             self._next_tls_scan = now + TLS_SCAN_EVERY_NS
             for target in self._probe.attach_new_tls_targets():
                 _log.info("TLS plaintext now also watched in %s", target)
-        return self._build(observed)
+        self._build_into(observed, out)
+        return out
 
     def _follow_backlog(self, nice: int) -> None:
         """On the first poll, in the thread that polls: the threads the agent started before
@@ -230,15 +250,13 @@ class LiveProbeSource:
             self._ports[key] = port
         return record._replace(local_port=port) if port else record
 
-    def _build(self, observed: list[ObservedExchange]) -> list[HttpExchange]:
-        out: list[HttpExchange] = []
+    def _build_into(self, observed: list[ObservedExchange], out: list[HttpExchange]) -> None:
         for item in observed:
             comm = self._builder.comm(item.tgid, item.thread_comm)
             if not self._filters.admits(item, comm):
                 self._filtered += 1
                 continue
             out.append(self._builder.build(item, comm))
-        return out
 
     def stats(self) -> ProbeStats:
         kernel = self._probe.counters()

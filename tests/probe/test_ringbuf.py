@@ -80,6 +80,24 @@ def test_a_record_still_being_written_and_all_after_it_wait_for_the_next_drain(
     assert [r.seq for r in reader.drain_records().records] == [1, 2]
 
 
+def test_a_limited_drain_stops_after_that_many_records_and_never_splits_a_pair(
+    ring: FakeRing,
+) -> None:
+    built_extension("probe._records")  # the limit is the extension's: Python takes every record
+    reader = ring.reader()
+    response = a_record(1, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    ring.put(abi.encode(response._replace(direction=StreamDirection.EGRESS), request=a_record(0)))
+    after_pair = ring.producer
+    for seq in (2, 3, 4):
+        ring.put(abi.encode(a_record(seq)))
+    assert [r.seq for r in reader.drain_records(limit=1).records] == [0, 1]
+    assert ring.consumer == after_pair
+    assert [r.seq for r in reader.drain_records(limit=2).records] == [2, 3]
+    assert [r.seq for r in reader.drain_records(limit=5).records] == [4]
+    assert ring.consumer == ring.producer
+    assert reader.drain_records(limit=1).records == []
+
+
 def test_discarded_records_are_skipped_and_bytes_that_are_no_record_are_counted(
     ring: FakeRing,
 ) -> None:
