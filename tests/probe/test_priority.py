@@ -151,6 +151,41 @@ def test_a_reader_starved_of_cpu_is_raised_even_with_nothing_to_read(
     assert policy(threading.get_native_id())[0] == SCHED_OTHER
 
 
+@contextmanager
+def busy_on_cpu_0_for(share: float) -> Iterator[None]:
+    """A process pinned to CPU 0 that burns ``share`` of every 10 ms and sleeps the rest."""
+    code = (
+        "import time\n"
+        "while True:\n"
+        f"    end = time.perf_counter() + {share * 0.01}\n"
+        "    while time.perf_counter() < end: pass\n"
+        f"    time.sleep({(1 - share) * 0.01})\n"
+    )
+    busy = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        os.sched_setaffinity(busy.pid, {0})
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_a_reader_that_waits_for_cpu_now_and_then_but_runs_more_is_idle_again_once_caught_up(
+    guard: ModuleType, ring: FakeRing
+) -> None:
+    """A service that keeps a CPU busy a third of the time puts the reader off it at each of its
+    wakeups, niced or idle alike. That is not starvation: the reader goes back to idle once the
+    backlog that raised it is read, and stays there."""
+    with spinning_on_cpu_0() as reader, watching(guard, ring, reader), busy_on_cpu_0_for(0.3):
+        ring.backlog(HIGH)
+        assert eventually(lambda: policy(reader) == (SCHED_OTHER, NICE))
+        ring.backlog(LOW)
+        assert eventually(lambda: policy(reader)[0] == SCHED_IDLE)
+        time.sleep(3 * CALM_MS / 1000)
+        assert policy(reader)[0] == SCHED_IDLE
+        assert guard.counts()[:2] == (1, 1)
+
+
 def test_stopping_gives_the_reader_its_nice_value_back(guard: ModuleType, ring: FakeRing) -> None:
     with reader_thread() as tid:
         guard.start(ring.fd, tid, HIGH, LOW, NICE, CHECK_MS, CALM_MS, STARVED_MS)
