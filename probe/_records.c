@@ -405,7 +405,8 @@ static PyMethodDef methods[] = {
     {"decode_records", decode_records, METH_O,
      "The records in one ring-buffer record: one, or two for a PAIR."},
     {"drain", drain, METH_VARARGS,
-     "Every complete record in a memory-mapped ring buffer, decoded: (records, undecodable)."},
+     "The complete records in a memory-mapped ring buffer (up to a limit, if given), decoded: "
+     "(records, undecodable)."},
     {NULL, NULL, 0, NULL},
 };
 

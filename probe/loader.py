@@ -315,7 +315,8 @@ class LoadedProbe:
 
     def consume(self, limit: int = 0) -> RecordBatch:
         """The records waiting in the ring buffers, without waiting. ``limit`` (0: none) bounds
-        how many are taken from the main ring (``MappedRingBuffer.drain_records``)."""
+        how many are taken from the main ring (``MappedRingBuffer.drain_records``); the spill
+        ring's come on top, and BCC's callbacks (the fallback) take everything."""
         if self._rings:
             return self._drain(limit)
         self._bpf.ring_buffer_consume()

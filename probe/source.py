@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Final, Protocol
 
 from probe import jsonl, procfs
-from probe.abi import TLS_FD, TLS_FD_MASK, TLS_SSL, Counter, Record, Role
+from probe.abi import TLS_FD, TLS_FD_MASK, TLS_SSL, Counter, Record, RecordBatch, Role
 from probe.conn import ConnectionTracker, ObservedExchange, TrackerLimits
 from probe.exchanges import ExchangeBuilder, ResponseJudge, RouteTemplater, WallClock
 from probe.loader import LoadedProbe, ProbeConfig
@@ -40,7 +40,8 @@ TLS_SCAN_EVERY_NS: Final = 30_000_000_000  # new OpenSSL copies (services starte
 # objects of the one before out of the CPU's caches.
 CHUNK_RECORDS: Final = 64
 # A poll returns after this many records even if more are waiting, so that exchanges are handed
-# on while an agent that has fallen behind catches up.
+# on while an agent that has fallen behind catches up. The tracker's clock for gaps in a
+# connection's records, and settling, wait for a poll that reads the rings to their end.
 MOST_RECORDS_PER_POLL: Final = 65536
 
 
@@ -98,6 +99,25 @@ class ProbeFilters:
             port = observed.remote_port if observed.role is Role.CLIENT else observed.local_port
             return port in self.ports
         return True
+
+
+def read_in_chunks(
+    first: RecordBatch,
+    consume: Callable[[int], RecordBatch],
+    take: Callable[[RecordBatch], None],
+) -> bool:
+    """Hand ``first`` to ``take``, then each chunk ``consume(CHUNK_RECORDS)`` gives, until one
+    comes back short: True, the rings were read to their end. False when MOST_RECORDS_PER_POLL
+    were taken first, and more may be waiting."""
+    chunk, taken = first, 0
+    while True:
+        take(chunk)
+        taken += len(chunk.records)
+        if len(chunk.records) < CHUNK_RECORDS:
+            return True
+        if taken >= MOST_RECORDS_PER_POLL:
+            return False
+        chunk = consume(CHUNK_RECORDS)
 
 
 def tune_gc_for_throughput() -> None:
@@ -189,26 +209,16 @@ class LiveProbeSource:
             batch = self._probe.poll(timeout_s, CHUNK_RECORDS)
         self._last_poll = time.monotonic()
         out: list[HttpExchange] = []
+        caught_up = read_in_chunks(batch, self._probe.consume, lambda c: self._take(c, out))
         observed: list[ObservedExchange] = []
-        taken = 0
-        while True:
-            self._abi_errors += batch.undecodable
-            for record in batch.records:
-                if record.local_port == 0 and record.role is Role.SERVER:
-                    record = self._with_local_port(record)  # noqa: PLW2901
-                self._tracker.feed_into(record, observed)
-            self._build_into(observed, out)
-            observed.clear()
-            taken += len(batch.records)
-            if len(batch.records) < CHUNK_RECORDS:
-                break
-            if taken >= MOST_RECORDS_PER_POLL:
-                self._last_poll = 0.0  # more are waiting: the next poll takes them at once
-                break
-            batch = self._probe.consume(CHUNK_RECORDS)
-        observed += self._tracker.end_batch()
+        if caught_up:
+            # A gap's clock and the quiet test before settling both count on every record the
+            # kernel wrote before this poll having been read.
+            observed += self._tracker.end_batch()
+        else:
+            self._last_poll = 0.0  # more are waiting: the next poll takes them at once
         now = self._now()
-        if now >= self._next_settle:
+        if caught_up and now >= self._next_settle:
             self._next_settle = now + SETTLE_EVERY_NS
             for (tgid, fd), conn_id in self._tracker.stalled(now, QUIET_NS):
                 totals = self._probe.conn_totals(tgid, fd)
@@ -228,6 +238,16 @@ class LiveProbeSource:
                 _log.info("TLS plaintext now also watched in %s", target)
         self._build_into(observed, out)
         return out
+
+    def _take(self, chunk: RecordBatch, out: list[HttpExchange]) -> None:
+        """One chunk of records tracked, and the exchanges they complete built into ``out``."""
+        self._abi_errors += chunk.undecodable
+        observed: list[ObservedExchange] = []
+        for record in chunk.records:
+            if record.local_port == 0 and record.role is Role.SERVER:
+                record = self._with_local_port(record)  # noqa: PLW2901
+            self._tracker.feed_into(record, observed)
+        self._build_into(observed, out)
 
     def _follow_backlog(self, nice: int) -> None:
         """On the first poll, in the thread that polls: the threads the agent started before
