@@ -672,6 +672,11 @@ class StreamParser:
         return out
 
     def _keep(self, chunk: memoryview) -> None:
+        # The kept body is the body's first bytes, without holes: once some were counted but not
+        # copied (the capture budget ran out, and a start in the other direction renewed it
+        # mid-body), later bytes cannot be joined to it.
+        if len(self._body) != self._body_len:
+            return
         room = self._body_limit - len(self._body)
         if room > 0:
             self._body += chunk[:room]

@@ -75,8 +75,8 @@ class SimConnection:
         else:
             self.out_bytes += len(data)
             self.out_last_ns = ts_ns
-        if start:
-            self.budget[direction] = self.capture_bytes
+        if start:  # renews both: the other direction's next message begins with its next bytes
+            self.budget[IN] = self.budget[OUT] = self.capture_bytes
         want = min(len(data), self.budget[direction], DATA_MAX)
         if want == 0:
             return out

@@ -87,6 +87,16 @@ def test_pipelined_requests_in_one_read_are_answered_in_order() -> None:
     ]
 
 
+def test_a_first_response_whose_status_line_starts_with_one_byte_is_joined_to_the_rest() -> None:
+    conn = SimConnection()
+    answer = response(200)
+    steps = [(IN, request("/a"), 1 * MS), (OUT, answer[:1], 2 * MS), (OUT, answer[1:], 3 * MS)]
+    [ex] = run(records_of(conn, steps))
+    assert ex.response is not None and ex.response.head.status == 200
+    assert ex.response.size == len(answer) and ex.complete
+    assert ex.latency_ns == 2 * MS
+
+
 def test_a_request_written_in_several_small_writes_is_one_client_exchange() -> None:
     conn = SimConnection()
     pieces = [b"GET /slow HTTP/1.1\r\n", b"Host: t\r\n", b"Accept: */*\r\n", b"\r\n"]

@@ -211,3 +211,15 @@ def test_every_visible_ascii_character_may_be_in_a_request_target() -> None:
     stats = ParserStats()
     done = StreamParser(stats).feed(0, message, len(message), 1, True)
     assert ([m.head.target for m in done], stats.parse_errors) == ([target], 0)
+
+
+def test_body_bytes_after_a_hole_are_not_joined_to_the_body_kept_before_it() -> None:
+    """The kernel may copy bytes again later in a body whose capture budget ran out (a request
+    read meanwhile renews it): the kept body stays the body's first bytes."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n"
+    parser = StreamParser(ParserStats(), response_to=lambda: "GET")
+    assert parser.feed(0, head + b"0123456789", len(head) + 20, 1, True) == []
+    [message] = parser.feed(len(head) + 20, b"abcdefghij", 10, 2, False)
+    assert message.body == b"0123456789"
+    assert message.body_truncated and message.complete
+    assert message.size == len(head) + 30
