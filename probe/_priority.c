@@ -14,8 +14,8 @@
  *   and ran for less than a quarter of that (/proc/<tid>/schedstat): the host is busy with
  *   something else, and a reader starved while it holds the GIL would stall the agent's other
  *   threads, the alert outbox among them;
- * and back to SCHED_IDLE once, for ``calm_ms``, the backlog has stayed under ``low`` and the
- * reader has waited less than a tenth of ``starved_ms`` or at most twice as long as it ran.
+ * and back to SCHED_IDLE once, for ``calm_ms``, the backlog has stayed at most ``low`` and the
+ * reader has waited at most a tenth of ``starved_ms``, or at most twice as long as it ran.
  * It must not be Python: the starved reader may hold the GIL, and then no Python thread could
  * run to notice. stop() gives the reader its nice value back, so that the agent's shutdown is
  * never starved.
@@ -24,9 +24,10 @@
  * off its CPU at every wakeup of a service thread, and that is its purpose: at ~10,000
  * requests/s watched host-wide (nginx, this project's 2-core VMs) it ran ~24 ms and waited
  * ~23 ms of every 100 (up to 61), never less than 0.42 ms running per ms waiting. At nice 10
- * it still waited ~12 ms of 100. With waits alone as the test (over half raised it, and under
- * a tenth lowered it) such a reader was raised now and then and never lowered: in 3 of 6 runs
- * it stayed at nice 10 throughout, and nginx's median latency was ~150 us higher in them.
+ * it still waited ~12 ms of 100. With waits alone as the test (over 50 ms of 100 raised it,
+ * and at most 5 lowered it) such a reader was raised now and then and never lowered: in 3 of
+ * 6 runs it stayed at nice 10 throughout, and nginx's median latency was ~150 us higher in
+ * them.
  *
  * start(map_fd, tid, high, low, nice, period_ms, calm_ms, starved_ms), stop(), and counts() ->
  * (times raised, times lowered, idle now, errno of a failed switch or 0). One guard per process
@@ -102,23 +103,22 @@ static int switch_reader(int idle) {
     return 1;
 }
 
-/* Nanoseconds the thread has spent on a CPU and runnable but waiting for one (both 0 if
- * unreadable). */
+/* Nanoseconds the thread has spent on a CPU, and runnable but waiting for one. */
 struct sched_times {
     uint64_t ran, waited;
 };
 
-static struct sched_times sched_times(void) {
-    struct sched_times t = {0, 0};
+/* The reader's sched_times into *t; 0, with *t as it was, when /proc could not be read. */
+static int read_sched_times(struct sched_times *t) {
     char text[96];
     ssize_t n = pread(guard.schedstat_fd, text, sizeof text - 1, 0);
     if (n <= 0)
-        return t;
+        return 0;
     text[n] = 0;
     char *after_cputime = NULL;
-    t.ran = strtoull(text, &after_cputime, 10);
-    t.waited = strtoull(after_cputime, NULL, 10);
-    return t;
+    t->ran = strtoull(text, &after_cputime, 10);
+    t->waited = strtoull(after_cputime, NULL, 10);
+    return 1;
 }
 
 #define WINDOW_MS 100
@@ -129,7 +129,6 @@ static void *watch(void *unused) {
     struct timespec period = {.tv_sec = guard.period_ms / 1000,
                               .tv_nsec = (guard.period_ms % 1000) * 1000000L};
     long calm_needed = guard.calm_ms / guard.period_ms, calm = 0;
-    /* The reader's run-queue waits over the last WINDOW_MS, one slot per check. */
     long checks = WINDOW_MS / guard.period_ms;
     if (checks < 1)
         checks = 1;
@@ -137,14 +136,18 @@ static void *watch(void *unused) {
         checks = MAX_WINDOW_CHECKS;
     /* The reader's run time and run-queue waits over the last WINDOW_MS, one slot per check. */
     uint64_t runs[MAX_WINDOW_CHECKS] = {0}, waits[MAX_WINDOW_CHECKS] = {0}, ran = 0, waited = 0;
-    struct sched_times last = sched_times();
+    struct sched_times last = {0, 0};
+    read_sched_times(&last);
     uint64_t starved_ns = (uint64_t)guard.starved_ms * 1000000u;
     for (long slot = 0; !atomic_load(&guard.stop); slot = (slot + 1) % checks) {
         nanosleep(&period, NULL);
-        struct sched_times now = sched_times();
-        uint64_t run = now.ran > last.ran ? now.ran - last.ran : 0;
-        uint64_t wait = now.waited > last.waited ? now.waited - last.waited : 0;
-        last = now;
+        struct sched_times now = last;
+        uint64_t run = 0, wait = 0; /* an unreadable check counts as neither */
+        if (read_sched_times(&now)) {
+            run = now.ran > last.ran ? now.ran - last.ran : 0;
+            wait = now.waited > last.waited ? now.waited - last.waited : 0;
+            last = now;
+        }
         ran += run - runs[slot];
         runs[slot] = run;
         waited += wait - waits[slot];

@@ -28,10 +28,10 @@ _log = logging.getLogger(__name__)
 # before it refuses records), or when it waited on a run queue for more than half of the last
 # 100 ms and ran for less than a quarter of that (a host busy with other work, where a reader
 # starved while holding the GIL would stall the API and the alert outbox); lowered after half
-# a second under 1/32 and waiting at most twice as long as it ran (probe/_priority.c says why
-# waits alone do not tell). Checked every 20 ms, a small part of the ~0.9 s the ring takes to
-# fill from 1/8 at saturation: each check is a wakeup and a read of /proc, and every 5 ms they
-# cost an idle agent 0.011 of a core, half of all it spent.
+# a second under 1/32 and waiting at most 5 ms of 100 or at most twice as long as it ran
+# (probe/_priority.c says why waits alone do not tell). Checked every 20 ms, a small part of
+# the ~0.9 s the ring takes to fill from 1/8 at saturation: each check is a wakeup and a read
+# of /proc, and every 5 ms they cost an idle agent 0.011 of a core, half of all it spent.
 RAISE_AT: Final = 1 / 8
 LOWER_UNDER: Final = 1 / 32
 STARVED_MS: Final = 50
