@@ -454,34 +454,41 @@ def requests_written_at_cuts(
 
 
 @dataclass(frozen=True, slots=True)
-class CutResponseServer:
-    """A running ``cut_response_server.py``: every response it writes is cut as it was told."""
+class ScriptServer:
+    """A server script from tests/servers running on 127.0.0.1: its process and first socket."""
 
     pid: int
-    base_url: str
+    port: int
+    sock: socket.socket  # connected once it listened; the caller may use it or close it
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 @contextlib.contextmanager
-def cut_response_server(
-    cuts: Iterable[int], *, pause_s: float = 0.05, timeout_s: float = 10.0
-) -> Iterator[CutResponseServer]:
-    """A server that writes each response in one write per piece between ``cuts`` (byte offsets
-    from its start, ascending), with ``pause_s`` between writes; stopped when the block ends."""
+def script_server(script: str, *args: str, timeout_s: float = 10.0) -> Iterator[ScriptServer]:
+    """``python tests/servers/SCRIPT PORT ARGS...``, connected to once it listens; stopped when
+    the block ends."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="cut-") as workdir:
-        argv = [
-            sys.executable,
-            str(SERVERS_DIR / "cut_response_server.py"),
-            str(port),
-            ",".join(str(cut) for cut in cuts),
-            str(round(pause_s * 1000)),
-        ]
-        process = spawn(argv, Path(workdir) / "cut.log", cwd=Path(workdir))
+    with tempfile.TemporaryDirectory(prefix="server-") as workdir:
+        argv = [sys.executable, str(SERVERS_DIR / script), str(port), *args]
+        process = spawn(argv, Path(workdir) / "server.log", cwd=Path(workdir))
         try:
-            _connect_when_listening(port, timeout_s, process).close()
-            yield CutResponseServer(process.pid, f"http://127.0.0.1:{port}")
+            with _connect_when_listening(port, timeout_s, process) as sock:
+                yield ScriptServer(process.pid, port, sock)
         finally:
             stop_process(process)
+
+
+@contextlib.contextmanager
+def cut_response_server(cuts: Iterable[int], *, pause_s: float = 0.05) -> Iterator[ScriptServer]:
+    """A server that writes each response in one send per piece between ``cuts`` (byte offsets
+    from its start, ascending), with ``pause_s`` between sends."""
+    pieces = ",".join(str(cut) for cut in cuts)
+    with script_server("cut_response_server.py", pieces, str(round(pause_s * 1000))) as server:
+        server.sock.close()
+        yield server
 
 
 GARBAGE = b"GET \x00\xff\xfe\x80\x01 HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n"
@@ -525,25 +532,18 @@ def non_http_exchange(
     payloads: Iterable[bytes] = NON_HTTP_PAYLOADS, *, timeout_s: float = 10.0
 ) -> EchoOutcome:
     """Start a TCP echo server process, trade ``payloads`` with it on one connection, stop it."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="echo-") as workdir:
-        argv = [sys.executable, str(SERVERS_DIR / "echo_server.py"), str(port)]
-        process = spawn(argv, Path(workdir) / "echo.log", cwd=Path(workdir))
-        try:
-            sock = _connect_when_listening(port, timeout_s, process)
-            comm = read_comm(process.pid)
-            with sock:
-                reader = _Reader(sock)
-                sent = bytearray()
-                received = bytearray()
-                start = time.time()
-                for payload in payloads:
-                    sock.sendall(payload)
-                    sent += payload
-                    received += reader.exactly(len(payload))
-        finally:
-            stop_process(process)
-    return EchoOutcome(process.pid, comm, port, bytes(sent), bytes(received), start)
+    with script_server("echo_server.py", timeout_s=timeout_s) as server:
+        sock = server.sock
+        comm = read_comm(server.pid)
+        reader = _Reader(sock)
+        sent = bytearray()
+        received = bytearray()
+        start = time.time()
+        for payload in payloads:
+            sock.sendall(payload)
+            sent += payload
+            received += reader.exactly(len(payload))
+    return EchoOutcome(server.pid, comm, server.port, bytes(sent), bytes(received), start)
 
 
 def _connect_when_listening(

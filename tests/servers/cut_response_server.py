@@ -3,7 +3,7 @@
     python cut_response_server.py PORT CUTS PAUSE_MS
 
 CUTS are byte offsets into each response, comma-separated and ascending ("1,4"): the response
-goes out in one write per piece between them, with PAUSE_MS between writes. The probe tells a
+goes out in one send per piece between them, with PAUSE_MS between writes. The probe tells a
 message by its first bytes, so a status line whose first write is "H" or "HTTP" is the case
 this server exists for. Keep-alive; GET only; every answer is 200 with a small JSON body
 naming the path. One thread per connection.
