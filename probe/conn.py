@@ -189,6 +189,11 @@ def _other_side_totals(record: Record) -> tuple[int, int]:
     return record.in_bytes, record.in_last_ns
 
 
+def _interim(data: bytes) -> bool:
+    """Whether a response that starts with ``data`` is a 1xx ("HTTP/1.1 100 Continue")."""
+    return data[9:10] == b"1"
+
+
 def _ahead(seq: int, expected: int) -> int:
     """How many numbers ``seq`` is past ``expected`` (negative: behind), with 32-bit wrap."""
     distance = (seq - expected) % _SEQ_MOD
@@ -337,6 +342,11 @@ class ConnectionTracker:
             if requests.in_message:
                 req_total, req_last = _other_side_totals(record)
                 self._requests(conn, requests.settle(req_total, req_last))
+                if start and not _interim(record.data):
+                    # A final answer begins: a request whose framing was lost (its head ran
+                    # past the capture budget, say) is over. Not at a 100 Continue, which
+                    # comes between an upload's head and its body.
+                    self._requests(conn, requests.settle_lost(req_total, req_last))
             done = conn.responses.feed(offset, record.data, length, ts_ns, start)
             if done:
                 self._responses(conn, done, out)

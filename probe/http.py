@@ -294,6 +294,7 @@ class ParserStats:
 
     parse_errors: int = 0
     lost_starts: int = 0  # a message start fell into a gap the kernel did not copy
+    cut_heads: int = 0  # heads longer than the bytes copied: kept up to the cut, framing unknown
 
 
 class StreamParser:
@@ -496,6 +497,9 @@ class StreamParser:
             self.pos += n
             return
         if state is _State.HEAD:
+            if self._head_past_budget():
+                self.pos += n
+                return
             self._stats.lost_starts += 1
             self._reset()
         elif state is _State.IDLE and not next_is_start:
@@ -670,6 +674,28 @@ class StreamParser:
         if length > len(data):
             self._gap(length - len(data), ts_ns, False, out)
         return out
+
+    def _head_past_budget(self) -> bool:
+        """A head that goes on past the bytes copied (a request with a large cookie or token:
+        the capture budget is 3 KiB by default). Its start line and whole header lines are kept,
+        and since where the head ends is unknown, so is its framing: the message ends as one
+        whose framing was lost (``settle_lost``, the next start, the close). False when not even
+        the start line was copied, or what was is not HTTP."""
+        line = self._line
+        last = line.rfind(b"\r\n")
+        if last < 0:
+            return False
+        try:
+            head = parse_head(bytes(line[: last + 2]) + b"\r\n")
+        except ParseError:
+            return False
+        self._stats.cut_heads += 1
+        self._line.clear()
+        self._head = head
+        self._body.clear()
+        self._body_len = 0
+        self._state = _State.LOST
+        return True
 
     def _keep(self, chunk: memoryview) -> None:
         # The kept body is the body's first bytes, without holes: once some were counted but not

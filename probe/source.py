@@ -61,6 +61,7 @@ class ProbeStats:
     incomplete: int = 0
     parse_errors: int = 0
     lost_starts: int = 0
+    cut_heads: int = 0  # heads longer than the bytes copied: paired, headers past the cut unknown
     unmatched_responses: int = 0
     dropped_requests: int = 0
     abandoned_requests: int = 0  # in flight when records of their connection were lost
@@ -301,6 +302,7 @@ class LiveProbeSource:
             incomplete=t.incomplete,
             parse_errors=t.parser.parse_errors,
             lost_starts=t.parser.lost_starts,
+            cut_heads=t.parser.cut_heads,
             unmatched_responses=t.unmatched_responses,
             dropped_requests=t.dropped_requests,
             abandoned_requests=t.abandoned_requests,

@@ -96,6 +96,11 @@ PROBE_COUNTERS: Mapping[str, tuple[str, str]] = {
         "bytewatch_probe_lost_starts",
         "Messages whose start was never seen (the probe attached mid-stream, or records lost).",
     ),
+    "cut_heads": (
+        "bytewatch_probe_cut_heads",
+        "Message heads longer than the capture size (large cookies or tokens): paired, but "
+        "headers past the cut are unknown.",
+    ),
     "unmatched_responses": (
         "bytewatch_probe_unmatched_responses",
         "Responses without a request to pair them with.",

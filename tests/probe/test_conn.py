@@ -244,6 +244,101 @@ def test_a_100_continue_is_not_taken_for_the_final_response() -> None:
     assert ex.response is not None and ex.response.head.status == 201
 
 
+def request_with_cookie(path: str, cookie_bytes: int, body: bytes = b"") -> bytes:
+    """A request whose head is longer than the kernel copies (3 KiB by default)."""
+    length = f"Content-Length: {len(body)}\r\n" if body else ""
+    cookie = "s=" + "c" * cookie_bytes
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\n{length}\r\n".encode() + body
+
+
+def test_a_request_whose_head_runs_past_the_capture_budget_is_still_paired() -> None:
+    tracker = ConnectionTracker()
+    big = request_with_cookie("/users/7?x=1", 6000)
+    out = run(
+        records_of(
+            SimConnection(),
+            [
+                (IN, big, 1 * MS),
+                (OUT, response(200), 4 * MS),
+                (IN, request("/next"), 5 * MS),
+                (OUT, response(404), 6 * MS),
+            ],
+        ),
+        tracker,
+    )
+    assert [(e.request.head.target, e.response and e.response.head.status) for e in out] == [
+        ("/users/7?x=1", 200),
+        ("/next", 404),
+    ]
+    first = out[0]
+    assert first.request.size == len(big)
+    assert first.request.head.header("host") == "t"  # whole header lines before the cut
+    assert first.latency_ns == 3 * MS
+    assert tracker.stats.parser.cut_heads == 1
+    assert tracker.stats.parser.lost_starts == 0 and tracker.stats.unmatched_responses == 0
+
+
+def test_a_client_request_with_a_long_head_sent_in_pieces_is_one_exchange() -> None:
+    big = request_with_cookie("/x", 5000, body=b'{"a":1}')
+    steps = [(OUT, big[i : i + 1000], (1 + i // 1000) * MS) for i in range(0, len(big), 1000)]
+    [ex] = run(records_of(SimConnection(role=Role.CLIENT), [*steps, (IN, response(), 20 * MS)]))
+    assert ex.role is Role.CLIENT
+    assert ex.request.head.target == "/x" and ex.request.size == len(big)
+    assert ex.response is not None and ex.response.head.status == 200 and ex.complete
+
+
+def test_a_100_continue_does_not_end_a_request_whose_head_ran_past_the_budget() -> None:
+    head = request_with_cookie("/up", 4000)[:-2] + b"Expect: 100-continue\r\n\r\n"
+    body = b"d" * 5000
+    [ex] = run(
+        records_of(
+            SimConnection(),
+            [
+                (IN, head, MS),
+                (OUT, b"HTTP/1.1 100 Continue\r\n\r\n", 2 * MS),
+                (IN, body, 3 * MS),
+                (OUT, response(201), 4 * MS),
+            ],
+        )
+    )
+    assert ex.response is not None and ex.response.head.status == 201
+    assert ex.request.size == len(head) + len(body)
+
+
+def test_a_response_whose_head_runs_past_the_budget_ends_at_its_last_write() -> None:
+    cookies = "".join(f"Set-Cookie: k{i}={'v' * 200}\r\n" for i in range(20))
+    big = f"HTTP/1.1 200 OK\r\n{cookies}Content-Length: 2\r\n\r\nok".encode()
+    out = run(
+        records_of(
+            SimConnection(stash_requests=False),
+            [
+                (IN, request("/login"), 1 * MS),
+                (OUT, big, 3 * MS),
+                (IN, request("/next"), 50 * MS),
+                (OUT, response(), 51 * MS),
+            ],
+        )
+    )
+    assert [e.request.head.target for e in out] == ["/login", "/next"]
+    login = out[0].response
+    assert login is not None and login.head.status == 200 and login.size == len(big)
+    assert login.end_ns == 3 * MS
+
+
+def test_a_head_cut_inside_its_start_line_is_still_a_lost_start() -> None:
+    tracker = ConnectionTracker()
+    long_target = "/q?" + "x" * 4000
+    out = run(
+        records_of(
+            SimConnection(),
+            [(IN, request(long_target), MS), (OUT, response(), 2 * MS)],
+        ),
+        tracker,
+    )
+    assert out == []
+    assert tracker.stats.parser.lost_starts == 1 and tracker.stats.parser.cut_heads == 0
+
+
 def test_an_fd_reused_by_a_new_connection_ends_the_old_one() -> None:
     tracker = ConnectionTracker()
     old = SimConnection(conn_id=1, stash_requests=False)

@@ -147,6 +147,31 @@ def test_every_runtime_is_seen_once_per_exchange_with_the_right_fields(
     check_each_seen_once(own, sent[:3], latency="close")
 
 
+def test_requests_whose_heads_run_past_the_capture_budget_are_each_seen_once(
+    live_trace: TraceProcess, server: RunningServer
+) -> None:
+    """A 6,000-byte cookie (a session, a token): the kernel copies 3 KiB of each head."""
+    since = time.time()
+    n = unique_id()
+    cookie = (("Cookie", "session=" + "c" * 6000),)
+    sent = httpx_requests(
+        server.base_url,
+        [
+            Request("GET", f"/users/{n}", headers=cookie),
+            Request("POST", "/payments", PAYMENT, "application/json", cookie),
+            get(f"/users/{n + 1}"),  # the same connection goes on as before
+        ],
+    )
+    sent += curl_requests(server.base_url, [Request("GET", f"/users/{n + 2}", headers=cookie)])
+    seen = live_trace.wait_for(served_by(server, since), count=len(sent))
+    check_each_seen_once(seen, sent, latency="bounded")
+    assert min(e["request_bytes"] for e in seen if e["path"] != f"/users/{n + 1}") > 6000
+    payments = by_path(seen)["/payments"][0]
+    assert payments["error_type"] == "insufficient_balance"
+    own = live_trace.wait_for(called_by(os.getpid(), since), count=3)
+    check_each_seen_once(own, sent[:3], latency="close")
+
+
 @pytest.mark.parametrize("kind", ["node", "python", "asgi", "java"])
 def test_a_slow_answer_takes_as_long_on_the_server_side_as_the_client_measured(
     live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest

@@ -52,6 +52,7 @@ class Request:
     path: str = "/"
     body: bytes = field(default=b"", repr=False)
     content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # more, as sent
 
     def encode(self, host: str) -> bytes:
         """The request as HTTP/1.1 bytes on the wire."""
@@ -60,6 +61,7 @@ class Request:
             lines.append(f"Content-Length: {len(self.body)}")
         if self.content_type:
             lines.append(f"Content-Type: {self.content_type}")
+        lines += [f"{name}: {value}" for name, value in self.headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
 
@@ -573,7 +575,9 @@ def httpx_requests(
     exchanges: list[ClientExchange] = []
     with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
         for request in requests:
-            headers = {"Content-Type": request.content_type} if request.content_type else {}
+            headers = dict(request.headers)
+            if request.content_type:
+                headers["Content-Type"] = request.content_type
             body = bytearray()
             start, t0 = time.time(), time.perf_counter()
             try:
@@ -639,6 +643,8 @@ def curl_requests(
                 argv += ["--data-binary", request.body.decode()]
             if request.content_type:
                 argv += ["--header", f"Content-Type: {request.content_type}"]
+            for name, value in request.headers:
+                argv += ["--header", f"{name}: {value}"]
         launched = time.time()
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout_s * len(group) + 10, check=False
