@@ -679,15 +679,20 @@ class StreamParser:
         """A head that goes on past the bytes copied (a request with a large cookie or token:
         the capture budget is 3 KiB by default). Its start line and whole header lines are kept,
         and since where the head ends is unknown, so is its framing: the message ends as one
-        whose framing was lost (``settle_lost``, the next start, the close). False when not even
-        the start line was copied, or what was is not HTTP."""
+        whose framing was lost (``settle_lost``, the next start, the close). A request line cut
+        in its query (a long search or tracking URL) still has its whole path. False when less
+        than that was copied, or what was is not HTTP."""
         line = self._line
         last = line.rfind(b"\r\n")
+        head: MessageHead | None
         if last < 0:
-            return False
-        try:
-            head = parse_head(bytes(line[: last + 2]) + b"\r\n")
-        except ParseError:
+            head = _request_line_cut_in_query(bytes(line))
+        else:
+            try:
+                head = parse_head(bytes(line[: last + 2]) + b"\r\n")
+            except ParseError:
+                head = None
+        if head is None:
             return False
         self._stats.cut_heads += 1
         self._line.clear()
@@ -733,6 +738,18 @@ class StreamParser:
         self._reset()
         self._state = _State.SKIP
         self.pos += rest
+
+
+def _request_line_cut_in_query(line: bytes) -> MessageHead | None:
+    """The head of a request whose line was cut inside its query: method and path are whole,
+    the query (never reported) is cut, and the version and headers are unknown ("")."""
+    text = line.decode("latin-1")
+    method, _, target = text.partition(" ")
+    if method not in _METHODS or "?" not in target or " " in target:
+        return None
+    if not (target.isascii() and target.isprintable()):
+        return None
+    return build(MessageHead, True, method, target, 0, "", "\r\n", len(line))
 
 
 def _could_start(data: memoryview) -> bool:

@@ -325,17 +325,23 @@ def test_a_response_whose_head_runs_past_the_budget_ends_at_its_last_write() -> 
     assert login.end_ns == 3 * MS
 
 
-def test_a_head_cut_inside_its_start_line_is_still_a_lost_start() -> None:
+def test_a_request_line_cut_in_its_query_still_has_its_method_and_path() -> None:
     tracker = ConnectionTracker()
-    long_target = "/q?" + "x" * 4000
-    out = run(
-        records_of(
-            SimConnection(),
-            [(IN, request(long_target), MS), (OUT, response(), 2 * MS)],
-        ),
-        tracker,
-    )
-    assert out == []
+    long_target = "/search?q=" + "x" * 4000
+    steps = [(IN, request(long_target), MS), (OUT, response(), 2 * MS)]
+    [ex] = run(records_of(SimConnection(), steps), tracker)
+    assert ex.request.head.method == "GET"
+    assert ex.request.head.target.startswith("/search?q=xxx")
+    assert ex.request.head.version == ""  # not seen
+    assert ex.request.size == len(request(long_target))
+    assert ex.response is not None and ex.response.head.status == 200
+    assert tracker.stats.parser.cut_heads == 1
+
+
+def test_a_request_line_cut_in_its_path_is_still_a_lost_start() -> None:
+    tracker = ConnectionTracker()
+    steps = [(IN, request("/" + "p" * 4000), MS), (OUT, response(), 2 * MS)]
+    assert run(records_of(SimConnection(), steps), tracker) == []
     assert tracker.stats.parser.lost_starts == 1 and tracker.stats.parser.cut_heads == 0
 
 

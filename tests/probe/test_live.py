@@ -150,7 +150,7 @@ def test_every_runtime_is_seen_once_per_exchange_with_the_right_fields(
 def test_requests_whose_heads_run_past_the_capture_budget_are_each_seen_once(
     live_trace: TraceProcess, server: RunningServer
 ) -> None:
-    """A 6,000-byte cookie (a session, a token): the kernel copies 3 KiB of each head."""
+    """A 6,000-byte cookie (a session, a token) or query: the kernel copies 3 KiB of a head."""
     since = time.time()
     n = unique_id()
     cookie = (("Cookie", "session=" + "c" * 6000),)
@@ -162,7 +162,13 @@ def test_requests_whose_heads_run_past_the_capture_budget_are_each_seen_once(
             get(f"/users/{n + 1}"),  # the same connection goes on as before
         ],
     )
-    sent += curl_requests(server.base_url, [Request("GET", f"/users/{n + 2}", headers=cookie)])
+    sent += curl_requests(
+        server.base_url,
+        [
+            Request("GET", f"/users/{n + 2}", headers=cookie),
+            get(f"/users/{n + 3}?q=" + "x" * 6000),  # the request line itself is cut
+        ],
+    )
     seen = live_trace.wait_for(served_by(server, since), count=len(sent))
     check_each_seen_once(seen, sent, latency="bounded")
     assert min(e["request_bytes"] for e in seen if e["path"] != f"/users/{n + 1}") > 6000
