@@ -178,6 +178,11 @@ static __always_inline int http2_preface(const __u8 *p, __u32 n) {
  * a method is counted as a parse error rather than silently ignored. Straight-line code on one
  * word: it also judges bytes joined from several syscalls (start_after_prefix), where a
  * byte-by-byte parse was too much for the verifier in the raw sys_exit build. */
+#define BW_LETTER(c) (1U << ((c) - 'A'))
+#define BW_RARE_FIRST_LETTERS                                                                  \
+    (BW_LETTER('P') | BW_LETTER('M') | BW_LETTER('C') | BW_LETTER('L') | BW_LETTER('U') |     \
+     BW_LETTER('R'))
+
 static __always_inline int start_token(__u64 bytes, __u32 n) {
     if (n == 0)
         return 0;
@@ -197,6 +202,21 @@ static __always_inline int start_token(__u64 bytes, __u32 n) {
     BW_TOKEN(1, 8, 'C', 'O', 'N', 'N', 'E', 'C', 'T', ' ')
     BW_TOKEN(1, 6, 'T', 'R', 'A', 'C', 'E', ' ', 0, 0)
     BW_TOKEN(2, 7, 'H', 'T', 'T', 'P', '/', '1', '.', 0)
+    /* Caches' PURGE, and WebDAV's (file sync: Nextcloud's clients are mostly PROPFIND), CalDAV's
+     * and CardDAV's methods, tried only after a first letter one of them has: a status line or a
+     * body does not pay for them. The two longer than a word are told by their first 8 bytes. */
+    __u32 letter = (__u32)(seen & 0xff) - 'A';
+    if (letter >= 26 || !((BW_RARE_FIRST_LETTERS >> letter) & 1))
+        return 0;
+    BW_TOKEN(1, 6, 'P', 'U', 'R', 'G', 'E', ' ', 0, 0)
+    BW_TOKEN(1, 8, 'P', 'R', 'O', 'P', 'F', 'I', 'N', 'D')
+    BW_TOKEN(1, 8, 'P', 'R', 'O', 'P', 'P', 'A', 'T', 'C')
+    BW_TOKEN(1, 6, 'M', 'K', 'C', 'O', 'L', ' ', 0, 0)
+    BW_TOKEN(1, 5, 'C', 'O', 'P', 'Y', ' ', 0, 0, 0)
+    BW_TOKEN(1, 5, 'M', 'O', 'V', 'E', ' ', 0, 0, 0)
+    BW_TOKEN(1, 5, 'L', 'O', 'C', 'K', ' ', 0, 0, 0)
+    BW_TOKEN(1, 7, 'U', 'N', 'L', 'O', 'C', 'K', ' ', 0)
+    BW_TOKEN(1, 7, 'R', 'E', 'P', 'O', 'R', 'T', ' ', 0)
 #undef BW_TOKEN
     return 0;
 }

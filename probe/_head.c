@@ -31,8 +31,11 @@
 
 #define MAX_HEADERS 100 /* probe.http.MAX_HEADERS */
 
-static const char *const METHODS[] = {"GET",   "POST",    "PUT",     "DELETE", "HEAD",
-                                      "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+/* probe.http._METHODS, in the same order; the common ones first, as they are tried in turn. */
+static const char *const METHODS[] = {
+    "GET",      "POST",      "PUT",   "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    "PURGE",    "PROPFIND",  "MKCOL", "COPY",   "MOVE", "LOCK",  "UNLOCK",  "REPORT",
+    "PROPPATCH"};
 #define METHOD_COUNT (sizeof(METHODS) / sizeof(METHODS[0]))
 
 /* Interned once: every request carries one of these, so none is allocated per head. */

@@ -28,8 +28,12 @@ Headers = tuple[tuple[str, str], ...]
 
 _METHODS: Final = frozenset(
     {"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
+    # A cache's PURGE, and WebDAV's, CalDAV's and CardDAV's (probe/_head.c and the kernel's
+    # start_token know the same list).
+    | {"PURGE", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT"}
 )
 _START_PREFIXES: Final = (*(m.encode() + b" " for m in _METHODS), b"HTTP/1.")
+_LONGEST_PREFIX: Final = max(len(prefix) for prefix in _START_PREFIXES)
 _TOKEN_CHARS: Final = frozenset(
     b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
@@ -520,7 +524,8 @@ class StreamParser:
                     self.pos += 1
                 if i == n:
                     return
-                if not looks_like_start(bytes(view[i : i + 8])) and not _could_start(view[i:]):
+                start = bytes(view[i : i + _LONGEST_PREFIX])
+                if not looks_like_start(start) and not _could_start(view[i:]):
                     self._garbage(n - i)
                     return
                 self._state = _State.HEAD
@@ -754,7 +759,7 @@ def _request_line_cut_in_query(line: bytes) -> MessageHead | None:
 
 def _could_start(data: memoryview) -> bool:
     """A segment shorter than a start prefix that could still grow into one."""
-    if len(data) >= 8:
+    if len(data) >= _LONGEST_PREFIX:
         return False
     head = bytes(data)
     return any(prefix.startswith(head) for prefix in _START_PREFIXES)

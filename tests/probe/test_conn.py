@@ -345,6 +345,30 @@ def test_a_request_line_cut_in_its_path_is_still_a_lost_start() -> None:
     assert tracker.stats.parser.lost_starts == 1 and tracker.stats.parser.cut_heads == 0
 
 
+def test_webdav_and_cache_purge_requests_are_exchanges_like_any_other() -> None:
+    propfind = (
+        b"PROPFIND /remote.php/dav/files/ann/ HTTP/1.1\r\nHost: t\r\nDepth: 1\r\n"
+        b"Content-Type: application/xml\r\nContent-Length: 14\r\n\r\n<d:propfind/>\n"
+    )
+    multi = b"HTTP/1.1 207 Multi-Status\r\nContent-Length: 5\r\n\r\n<ok/>"
+    out = run(
+        records_of(
+            SimConnection(),
+            [
+                (IN, propfind, MS),
+                (OUT, multi, 2 * MS),
+                (IN, b"PURGE /hello HTTP/1.1\r\nHost: t\r\n\r\n", 3 * MS),
+                (OUT, response(200), 4 * MS),
+            ],
+        )
+    )
+    assert [(e.request.head.method, e.response and e.response.head.status) for e in out] == [
+        ("PROPFIND", 207),
+        ("PURGE", 200),
+    ]
+    assert out[0].request.size == len(propfind)
+
+
 def test_an_fd_reused_by_a_new_connection_ends_the_old_one() -> None:
     tracker = ConnectionTracker()
     old = SimConnection(conn_id=1, stash_requests=False)

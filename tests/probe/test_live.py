@@ -178,6 +178,27 @@ def test_requests_whose_heads_run_past_the_capture_budget_are_each_seen_once(
     check_each_seen_once(own, sent[:3], latency="close")
 
 
+@pytest.mark.parametrize("kind", ["node", "python", "nginx"])
+def test_webdav_and_purge_requests_are_seen_with_whatever_the_server_answered(
+    live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """None of these servers speaks WebDAV: the answers are 404s, 405s or 501s, and those are
+    what the probe must report, once each."""
+    server: RunningServer = request.getfixturevalue(f"{kind}_server")
+    since = time.time()
+    n = unique_id()
+    sent = httpx_requests(
+        server.base_url,
+        [
+            Request("PROPFIND", f"/dav/{n}", b"<d:propfind/>", "application/xml"),
+            Request("PURGE", f"/cache/{n}"),
+            Request("MKCOL", f"/dav/{n}/new"),
+        ],
+    )
+    seen = live_trace.wait_for(served_by(server, since), count=len(sent))
+    check_each_seen_once(seen, sent, latency="bounded")
+
+
 @pytest.mark.parametrize("kind", ["node", "python", "asgi", "java"])
 def test_a_slow_answer_takes_as_long_on_the_server_side_as_the_client_measured(
     live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest
