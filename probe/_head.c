@@ -31,7 +31,7 @@
 
 #define MAX_HEADERS 100 /* probe.http.MAX_HEADERS */
 
-/* probe.http._METHODS, in the same order; the common ones first, as they are tried in turn. */
+/* The methods of probe.http._METHODS, the common ones first: they are tried in turn. */
 static const char *const METHODS[] = {
     "GET",      "POST",      "PUT",   "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE",
     "PURGE",    "PROPFIND",  "MKCOL", "COPY",   "MOVE", "LOCK",  "UNLOCK",  "REPORT",

@@ -190,8 +190,9 @@ def _other_side_totals(record: Record) -> tuple[int, int]:
 
 
 def _interim(data: bytes) -> bool:
-    """Whether a response that starts with ``data`` is a 1xx ("HTTP/1.1 100 Continue")."""
-    return data[9:10] == b"1"
+    """Whether a response that starts with ``data`` is an interim 1xx ("HTTP/1.1 100 Continue");
+    101 Switching Protocols is final."""
+    return data[9:10] == b"1" and data[9:12] != b"101"
 
 
 def _ahead(seq: int, expected: int) -> int:

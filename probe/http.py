@@ -313,6 +313,7 @@ class StreamParser:
         "_body_len",
         "_body_limit",
         "_chunk_left",
+        "_cut",
         "_head",
         "_line",
         "_msg_start",
@@ -344,6 +345,7 @@ class StreamParser:
         self._chunk_left = 0
         self._body = bytearray()
         self._body_len = 0  # de-chunked body bytes seen (captured or not)
+        self._cut = False  # the head was kept to where the capture budget cut it
 
     # ---- what the tracker asks -------------------------------------------------------------
 
@@ -354,8 +356,12 @@ class StreamParser:
     @property
     def awaiting_end(self) -> bool:
         """True when the end of the current message can only be learnt from byte totals."""
-        return self._state in (_State.LENGTH, _State.LOST, _State.UNTIL_CLOSE) and (
-            self._state is not _State.LENGTH or self._remaining > 0
+        # A head kept to its cut ends only at a start in either direction or the close: asking
+        # the kernel for totals every 100 ms would not end it.
+        return (
+            self._state in (_State.LENGTH, _State.LOST, _State.UNTIL_CLOSE)
+            and (self._state is not _State.LENGTH or self._remaining > 0)
+            and not self._cut
         )
 
     @property
@@ -432,6 +438,7 @@ class StreamParser:
     def settle_lost(self, total: int, last_ns: int) -> list[HttpMessage]:
         """The other side has moved on (a new request, say): a message with lost framing is over."""
         out: list[HttpMessage] = []
+        self._head_cut_unsaid(total, last_ns, out)
         if self._state is _State.LOST and total >= self.pos:
             self.pos = total
             self._finish(last_ns, out)
@@ -446,6 +453,7 @@ class StreamParser:
     def close(self, total: int, last_ns: int) -> list[HttpMessage]:
         """The connection is gone: finish what is delimited by its end, and give up on the rest."""
         out = self.settle(total, last_ns)
+        self._head_cut_unsaid(total, last_ns, out)
         if total > self.pos >= 0 and self._state is _State.UNTIL_CLOSE:
             self._body_len += total - self.pos
             self.pos = total
@@ -468,6 +476,13 @@ class StreamParser:
             self._finish(last_ns, out, complete=False)
         self._state = _State.SKIP
         return out
+
+    def _head_cut_unsaid(self, total: int, last_ns: int, out: list[HttpMessage]) -> None:
+        """Bytes counted that no record brought while a head is collected: the capture budget ran
+        out exactly where a syscall ended, so no record was flagged cut, and the syscalls after
+        it send none. The head was cut there."""
+        if self._state is _State.HEAD and total > self.pos >= 0:
+            self._gap(total - self.pos, last_ns, False, out)
 
     # ---- the state machine --------------------------------------------------------------------
 
@@ -700,6 +715,7 @@ class StreamParser:
         if head is None:
             return False
         self._stats.cut_heads += 1
+        self._cut = True
         self._line.clear()
         self._head = head
         self._body.clear()
@@ -737,6 +753,7 @@ class StreamParser:
         self._body_len = 0
         self._remaining = 0
         self._chunk_left = 0
+        self._cut = False
 
     def _garbage(self, rest: int) -> None:
         self._stats.parse_errors += 1

@@ -325,6 +325,68 @@ def test_a_response_whose_head_runs_past_the_budget_ends_at_its_last_write() -> 
     assert login.end_ns == 3 * MS
 
 
+def in_pieces(data: bytes, size: int, first_ms: int) -> list[Step]:
+    return [
+        (IN, data[i : i + size], (first_ms + i // size) * MS) for i in range(0, len(data), size)
+    ]
+
+
+def test_a_head_whose_budget_ends_with_a_read_is_paired_and_the_next_ones_too() -> None:
+    """Reads of 1,024 bytes spend the 3,072-byte budget exactly: no record says the head was
+    cut, and the reads after it send no record at all. Only the answer's start tells."""
+    big = request_with_cookie("/a", 6000)
+    steps = [*in_pieces(big, 1024, 1), (OUT, response(404), 20 * MS)]
+    steps += [(IN, request("/b"), 21 * MS), (OUT, response(201), 22 * MS)]
+    steps += [(IN, request("/c"), 23 * MS), (OUT, response(202), 24 * MS)]
+    tracker = ConnectionTracker()
+    out = run(records_of(SimConnection(stash_requests=False), steps), tracker)
+    assert [(e.request.head.target, e.response and e.response.head.status) for e in out] == [
+        ("/a", 404),
+        ("/b", 201),
+        ("/c", 202),
+    ]
+    assert out[0].request.size == len(big)
+    assert tracker.stats.parser.cut_heads == 1 and tracker.stats.unmatched_responses == 0
+
+
+def test_a_response_head_whose_budget_ends_with_a_write_ends_at_that_write() -> None:
+    cookies = "".join(f"Set-Cookie: k{i}={'v' * 200}\r\n" for i in range(20))
+    big = f"HTTP/1.1 200 OK\r\n{cookies}Content-Length: 2\r\n\r\nok".encode()
+    writes = [(OUT, big[i : i + 1024], (3 + i // 1024) * MS) for i in range(0, len(big), 1024)]
+    steps = [(IN, request("/login"), 1 * MS), *writes, (IN, request("/next"), 50 * MS)]
+    out = run(records_of(SimConnection(stash_requests=False), [*steps, (OUT, response(), 51 * MS)]))
+    assert [e.request.head.target for e in out] == ["/login", "/next"]
+    login = out[0].response
+    assert login is not None and login.size == len(big)
+    assert login.end_ns == writes[-1][2]
+
+
+def test_a_head_whose_budget_ends_with_a_read_and_whose_connection_closes_is_incomplete() -> None:
+    big = request_with_cookie("/gone", 6000)
+    [ex] = run(records_of(SimConnection(stash_requests=False), in_pieces(big, 1024, 1), 30 * MS))
+    assert ex.request.head.target == "/gone" and ex.response is None and not ex.complete
+
+
+def test_a_connection_waiting_on_a_cut_head_is_not_asked_about_every_100_ms() -> None:
+    """Kernel totals never end a head kept to its cut: only a start or the close do."""
+    tracker = ConnectionTracker()
+    run(records_of(SimConnection(), [(IN, request_with_cookie("/a", 6000), MS)]), tracker)
+    assert tracker.stats.parser.cut_heads == 1
+    assert tracker.stalled(now_ns=500 * MS, quiet_ns=100 * MS) == []
+
+
+def test_an_upgrade_ends_a_request_whose_head_ran_past_the_budget() -> None:
+    head = (
+        request_with_cookie("/ws", 6000)[:-2] + b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+    switching = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+    [ex] = run(
+        records_of(SimConnection(), [(IN, head, MS), (OUT, switching, 2 * MS)], close_at=9 * MS)
+    )
+    assert ex.response is not None and ex.response.head.status == 101
+    assert ex.request.size == len(head) and ex.request.complete
+
+
 def test_a_request_line_cut_in_its_query_still_has_its_method_and_path() -> None:
     tracker = ConnectionTracker()
     long_target = "/search?q=" + "x" * 4000

@@ -190,7 +190,9 @@ def test_webdav_and_purge_requests_are_seen_with_whatever_the_server_answered(
     sent = httpx_requests(
         server.base_url,
         [
-            Request("PROPFIND", f"/dav/{n}", b"<d:propfind/>", "application/xml"),
+            # No body: the Python server answers 501 and closes without reading one, and a
+            # close with unread bytes would reset the connection under the answer.
+            Request("PROPFIND", f"/dav/{n}", headers=(("Depth", "1"),)),
             Request("PURGE", f"/cache/{n}"),
             Request("MKCOL", f"/dav/{n}/new"),
         ],
