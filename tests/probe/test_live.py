@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from tests.probe.probe_process import Exchange, TraceProcess
-from tests.probe.servers import RunningServer
+from tests.probe.servers import SERVERS_DIR, RunningServer
 from tests.probe.traffic import (
     PAYMENT,
     ClientExchange,
@@ -199,6 +199,61 @@ def test_webdav_and_purge_requests_are_seen_with_whatever_the_server_answered(
     )
     seen = live_trace.wait_for(served_by(server, since), count=len(sent))
     check_each_seen_once(seen, sent, latency="bounded")
+
+
+# The stdlib test server's handler on a Unix socket, as gunicorn or uvicorn sit behind nginx.
+UNIX_SOCKET_SERVER = """
+import socketserver, sys
+sys.path.insert(0, sys.argv[1])
+from python_server import Handler
+class UnixHandler(Handler):
+    disable_nagle_algorithm = False  # TCP_NODELAY: a TCP option
+class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    def get_request(self):
+        conn, _ = self.socket.accept()
+        return conn, ("unix", 0)
+Server(sys.argv[2], UnixHandler).serve_forever()
+"""
+
+
+def test_http_over_a_unix_socket_is_seen_on_both_sides(
+    live_trace: TraceProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.sock"
+    server = subprocess.Popen(
+        [sys.executable, "-c", UNIX_SOCKET_SERVER, str(SERVERS_DIR), str(path)]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            assert time.monotonic() < deadline and server.poll() is None, "no Unix socket server"
+            time.sleep(0.05)
+        since = time.time()
+        n = unique_id()
+        transport = httpx.HTTPTransport(uds=str(path))
+        with httpx.Client(transport=transport, base_url="http://app") as client:
+            statuses = [
+                client.get(f"/users/{n}").status_code,
+                client.post("/payments", content=PAYMENT).status_code,
+            ]
+        served = live_trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=2)
+        called = live_trace.wait_for(
+            lambda e: (
+                called_by(os.getpid(), since)(e) and e["path"] in (f"/users/{n}", "/payments")
+            ),
+            count=2,
+        )
+    finally:
+        server.kill()
+        server.wait()
+    for seen in (served, called):
+        assert [(e["method"], e["path"], e["status"]) for e in seen] == [
+            ("GET", f"/users/{n}", statuses[0]),
+            ("POST", "/payments", statuses[1]),
+        ]
+        assert [e["business_error"] for e in seen] == [False, True]
+    assert {e["direction"] for e in served} == {"server"}
 
 
 @pytest.mark.parametrize("kind", ["node", "python", "asgi", "java"])
