@@ -57,6 +57,14 @@ def test_ordinary_heads_are_parsed_in_c_exactly_as_in_python(
         assert fields == python_fields(raw, given_end)
 
 
+@pytest.mark.parametrize("method", sorted(http._METHODS))
+def test_every_method_python_knows_is_parsed_in_c_too(split_head: SplitHead, method: str) -> None:
+    """The two lists are kept by hand (and the kernel's start_token a third)."""
+    raw = f"{method} /dav/a HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+    fields = split_head(raw, -1)
+    assert fields is not None and fields == python_fields(raw, -1)
+
+
 def test_parse_head_goes_through_the_extension(split_head: SplitHead) -> None:
     assert http._split_head is split_head
     head = http.parse_head(NGINX_RESPONSE)

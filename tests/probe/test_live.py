@@ -201,28 +201,12 @@ def test_webdav_and_purge_requests_are_seen_with_whatever_the_server_answered(
     check_each_seen_once(seen, sent, latency="bounded")
 
 
-# The stdlib test server's handler on a Unix socket, as gunicorn or uvicorn sit behind nginx.
-UNIX_SOCKET_SERVER = """
-import socketserver, sys
-sys.path.insert(0, sys.argv[1])
-from python_server import Handler
-class UnixHandler(Handler):
-    disable_nagle_algorithm = False  # TCP_NODELAY: a TCP option
-class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    def get_request(self):
-        conn, _ = self.socket.accept()
-        return conn, ("unix", 0)
-Server(sys.argv[2], UnixHandler).serve_forever()
-"""
-
-
 def test_http_over_a_unix_socket_is_seen_on_both_sides(
     live_trace: TraceProcess, tmp_path: Path
 ) -> None:
     path = tmp_path / "app.sock"
     server = subprocess.Popen(
-        [sys.executable, "-c", UNIX_SOCKET_SERVER, str(SERVERS_DIR), str(path)]
+        [sys.executable, str(SERVERS_DIR / "python_server.py"), f"unix:{path}"]
     )
     try:
         deadline = time.monotonic() + 10

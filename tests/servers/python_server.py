@@ -1,6 +1,7 @@
 """A stdlib ``http.server`` for the probe's tests: threads, HTTP/1.1 keep-alive, no bytewatch.
 
     python python_server.py PORT [CERT KEY]    (with CERT and KEY: HTTPS)
+    python python_server.py unix:PATH          (on a Unix socket, as gunicorn behind nginx)
 
 The endpoints and their bodies are the same in every runtime (see README.md beside this file).
 Nothing is logged per request: load generators push thousands of requests a second at it.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
+import socketserver
 import ssl
 import sys
 import time
@@ -150,9 +152,24 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024
 
 
+class UnixHandler(Handler):
+    disable_nagle_algorithm = False  # TCP_NODELAY is a TCP option
+
+
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        conn, _ = self.socket.accept()
+        return conn, ("unix", 0)  # the handler wants a (host, port) peer
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[1].startswith("unix:"):
+        UnixServer(argv[1].removeprefix("unix:"), UnixHandler).serve_forever()
+        return 0
     if len(argv) not in (2, 4) or not argv[1].isdigit():
-        print(f"usage: python {argv[0]} PORT [CERT KEY]", file=sys.stderr)
+        print(f"usage: python {argv[0]} PORT [CERT KEY] | unix:PATH", file=sys.stderr)
         return 2
     server = Server(("127.0.0.1", int(argv[1])), Handler)
     if len(argv) == 4:
