@@ -716,7 +716,7 @@ class StreamParser:
             return False
         self._stats.cut_heads += 1
         self._cut = True
-        self._line.clear()
+        line.clear()
         self._head = head
         self._body.clear()
         self._body_len = 0
