@@ -1,4 +1,4 @@
-"""The live agent, this checkout against a git revision, in one run: its CPU at ~10,000 requests/s.
+"""The live agent, this checkout against a git revision, in one run: its CPU at 10,000 requests/s.
 
 Run as root:  .venv/bin/python -m bench.agent_against REV [--rounds 6] [--seconds 8]
                                             [--target nginx|node] [--body hello|records|envelope]
@@ -6,9 +6,9 @@ Run as root:  .venv/bin/python -m bench.agent_against REV [--rounds 6] [--second
 bench.probe_overhead measures one build, and this machine's speed moves by tens of percent
 within an hour, so two builds measured in separate runs do not compare. Here REV is written out
 and built beside its sources (bench.pipeline_against's checkout), and ``bytewatch run`` from each
-build in turn watches the whole host while wrk paces ~10,000 requests/s at the target, in
+build in turn watches the whole host while bench/paced.c sends 10,000 requests/s to the target, in
 alternating order, ``--rounds`` times. Reports each build's median agent CPU (cores, and
-microseconds per request), wrk's p50 and the records lost, and the median paired difference.
+microseconds per request), the p50 latency and the records lost, and the median paired difference.
 
 ``--body records`` has nginx serve an 8 KiB JSON list of records instead of its small hello: a
 REST list endpoint, whose words (``"code"`` keys) the body checks find, cut at the 1 KiB the
@@ -54,7 +54,7 @@ class Turn:
 
 
 def one_turn(tree: Path, workdir: Path, url: str, seconds: float) -> Turn:
-    run = measure(url, seconds, probe=Agent(), rate_limited=True, workdir=workdir, tree=tree)
+    run = measure(url, seconds, probe=Agent(), at_rate=True, workdir=workdir, tree=tree)
     used = run.agent_cpu_s or 0.0
     cores, per_request = used / seconds, used / max(1, run.requests) * 1e6
     return Turn(cores, per_request, run.p50_s * 1e6, run.lost_records or 0)

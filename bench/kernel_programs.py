@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.kernel_cost import probe_drained  # noqa: E402
-from bench.probe_overhead import wrk  # noqa: E402
+from bench.load import saturate  # noqa: E402
 from bench.results import write_results  # noqa: E402
 from probe.loader import BPF_DIR, ProbeConfig  # noqa: E402
 from tests.probe.servers import start_server  # noqa: E402
@@ -65,7 +65,7 @@ def one_round(
         assert drained.probe is not None
         fds = drained.probe.program_fds()
         before = run_times(fds)
-        result = wrk(url, seconds, rate_limited=False)
+        result = saturate(url, seconds)
         after = run_times(fds)
     spent = {
         name: (after[name][0] - before[name][0], after[name][1] - before[name][1]) for name in fds

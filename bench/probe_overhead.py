@@ -1,4 +1,4 @@
-"""What the probe costs the services it watches: wrk against nginx and Node, probe off and on.
+"""What the probe costs the services it watches: nginx and Node under load, probe off and on.
 
 Run as root:  .venv/bin/python -m bench.probe_overhead [--pairs 5] [--seconds 5] [--reader nice]
 
@@ -11,15 +11,16 @@ alike, and reports medians:
 - throughput ratio at saturation (wrk as fast as it can go),
 - the same ratio with the kernel side alone: the probe loaded and its records taken out of the
   ring buffer every 20 ms and dropped unparsed, which bounds what any agent could reach,
-- p50 and p99 latency added (wrk's own percentiles),
-- agent CPU seconds per 10,000 requests (utime + stime of the agent during the run),
-- at a fixed ~10,000 requests/s (wrk with a per-connection delay), again in pairs: agent CPU in
-  cores, lost records and the p50 and p99 latency added (at saturation wrk's closed loop turns
-  lost throughput into latency, so the saturated p50 mostly repeats the throughput ratio), the
-  targets being at most 0.2 core and none lost; and the p50 and p99 added by the kernel side
-  alone at that rate, which splits the latency added between the kernel and the agent.
+- p50 and p99 latency added at saturation (wrk's own percentiles; wrk's closed loop turns lost
+  throughput into latency there, so this mostly repeats the throughput ratio),
+- agent CPU seconds per 10,000 requests at saturation (utime + stime of the agent),
+- at 10,000 requests/s (bench/paced.c: an open loop, Poisson arrivals, latency counted from when
+  each request was due; see bench/load.py), again in pairs: agent CPU in cores, lost records and
+  the p50 and p99 latency added, the targets being at most 0.2 core, none lost and at most 50 us;
+  and the p50 and p99 added by the kernel side alone at that rate, which splits the latency
+  added between the kernel and the agent.
 
-Two watch modes are measured: the whole host (default: wrk's own client calls are exchanges
+Two watch modes are measured: the whole host (default: the load's own client calls are exchanges
 too, so the agent sees two per request) and the server's pid only (``--pid``).
 It prints a table and writes bench/results/probe_overhead.json.
 """
@@ -44,14 +45,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.kernel_cost import probe_drained  # noqa: E402
+from bench.load import load  # noqa: E402
 from bench.results import write_results  # noqa: E402
 from probe.loader import ProbeConfig  # noqa: E402
 from tests.probe.servers import RunningServer, start_server  # noqa: E402
-from tests.probe.traffic import _WRK_SCRIPT, WrkResult, parse_wrk_report  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-RATE_CONNECTIONS = 100
-RATE_DELAY_MS = 8  # 100 connections, one request per ~8 ms each + latency: about 10,000/s
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,26 +64,12 @@ class Run:
     exchanges: int | None = None
     spilled_records: int | None = None
     reader_raised: int | None = None  # times the reading thread left SCHED_IDLE (fell behind)
+    waited: int = 0  # requests at a set rate that found every connection busy (bench/load.py)
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def wrk(url: str, seconds: float, *, rate_limited: bool) -> WrkResult:
-    script = _WRK_SCRIPT
-    if rate_limited:
-        script += f"\nfunction delay() return {RATE_DELAY_MS} end\n"
-        shape = ["-t", "2", "-c", str(RATE_CONNECTIONS)]
-    else:
-        shape = ["-t", "1", "-c", "10"]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
-        lua.write(script)
-        lua.flush()
-        argv = ["wrk", *shape, "-d", f"{round(seconds)}s", "-s", lua.name, url]
-        out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return parse_wrk_report(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,22 +144,22 @@ def measure(
     seconds: float,
     *,
     probe: Agent | None,
-    rate_limited: bool,
+    at_rate: bool,
     workdir: Path,
     tree: Path = ROOT,
 ) -> Run:
-    """One wrk run, without the agent or with it (from the source tree ``tree``)."""
+    """One run of the load, without the agent or with it (from the source tree ``tree``)."""
     if probe is None:
-        result = wrk(url, seconds, rate_limited=rate_limited)
+        result = load(url, seconds, at_rate=at_rate)
         return Run(
-            result.requests_per_s, result.latency_p50_s, result.latency_p99_s, result.requests
+            result.requests_per_s, result.p50_s, result.p99_s, result.requests, waited=result.waited
         )
     with agent(probe, workdir, tree) as (proc, base):
         time.sleep(0.5)
         before = cpu_seconds(proc.pid)
         counted = probe_counters(base)
-        result = wrk(url, seconds, rate_limited=rate_limited)
-        time.sleep(1.0)  # let the agent drain what wrk left in the ring buffer
+        result = load(url, seconds, at_rate=at_rate)
+        time.sleep(1.0)  # let the agent drain what the load left in the ring buffer
         used = cpu_seconds(proc.pid) - before
         after = probe_counters(base)
     lost = after.get("bytewatch_probe_lost_records_total", 0.0)
@@ -185,14 +170,15 @@ def measure(
     )
     return Run(
         result.requests_per_s,
-        result.latency_p50_s,
-        result.latency_p99_s,
+        result.p50_s,
+        result.p99_s,
         result.requests,
         used,
         int(lost),
         int(exchanges),
         int(spilled),
         int(raised),
+        result.waited,
     )
 
 
@@ -201,19 +187,20 @@ def median(values: list[float]) -> float:
 
 
 def measure_kernel_side(
-    url: str, seconds: float, pids: frozenset[int], *, rate_limited: bool = False
+    url: str, seconds: float, pids: frozenset[int], *, at_rate: bool = False
 ) -> Run:
     """The probe's records taken out of the ring every 20 ms at the agent's nice 10 and dropped
     unparsed: what the kernel side costs the services, without the agent's work."""
     with probe_drained(ProbeConfig(pids=pids), nice=10, listeners=True) as drained:
-        result = wrk(url, seconds, rate_limited=rate_limited)
+        result = load(url, seconds, at_rate=at_rate)
     return Run(
         result.requests_per_s,
-        result.latency_p50_s,
-        result.latency_p99_s,
+        result.p50_s,
+        result.p99_s,
         result.requests,
         lost_records=drained.lost,
         spilled_records=drained.spilled,
+        waited=result.waited,
     )
 
 
@@ -226,6 +213,7 @@ def bench_target(
         "pid": Agent(pids=(server.pid,), idle_reader=idle_reader),
     }
     out: dict[str, object] = {"target": server.kind}
+    load(url, 2, at_rate=True)  # warmed up: Node's first seconds at this rate queue behind its JIT
     for mode, watching in modes.items():
         pids = frozenset(watching.pids)
         off: list[Run] = []
@@ -234,20 +222,20 @@ def bench_target(
         paced_off: list[Run] = []
         paced_on: list[Run] = []
         paced_kernel: list[Run] = []
-        run_wrk = partial(measure, url, seconds, workdir=workdir)
+        run_load = partial(measure, url, seconds, workdir=workdir)
         saturated: list[tuple[list[Run], Callable[[], Run]]] = [
-            (off, partial(run_wrk, probe=None, rate_limited=False)),
-            (on, partial(run_wrk, probe=watching, rate_limited=False)),
+            (off, partial(run_load, probe=None, at_rate=False)),
+            (on, partial(run_load, probe=watching, at_rate=False)),
             (kernel, partial(measure_kernel_side, url, seconds, pids)),
         ]
         paced: list[tuple[list[Run], Callable[[], Run]]] = [
-            (paced_off, partial(run_wrk, probe=None, rate_limited=True)),
-            (paced_on, partial(run_wrk, probe=watching, rate_limited=True)),
-            (paced_kernel, partial(measure_kernel_side, url, seconds, pids, rate_limited=True)),
+            (paced_off, partial(run_load, probe=None, at_rate=True)),
+            (paced_on, partial(run_load, probe=watching, at_rate=True)),
+            (paced_kernel, partial(measure_kernel_side, url, seconds, pids, at_rate=True)),
         ]
         for i in range(pairs):
             # Each pair runs without the probe, with the agent and with the kernel side alone,
-            # at saturation and then at ~10,000 requests/s; the order flips every pair so that
+            # at saturation and then at 10,000 requests/s; the order flips every pair so that
             # drift hits every variant alike.
             for runs, run in (saturated + paced) if i % 2 == 0 else saturated[::-1] + paced[::-1]:
                 runs.append(run())
@@ -261,7 +249,7 @@ def bench_target(
             "p50_added_us": (median([r.p50_s for r in on]) - median([r.p50_s for r in off])) * 1e6,
             "p99_added_us": (median([r.p99_s for r in on]) - median([r.p99_s for r in off])) * 1e6,
             # At saturation wrk's closed loop turns lost throughput into latency (p50 = 10
-            # connections / rate); at a fixed rate the added latency is the per-request cost.
+            # connections / rate); at a fixed rate the added latency is what a request pays.
             "paced_p50_added_us": (
                 median([r.p50_s for r in paced_on]) - median([r.p50_s for r in paced_off])
             )
@@ -284,8 +272,8 @@ def bench_target(
             "lost_at_saturation": sum(r.lost_records or 0 for r in on),
             "lost_kernel_side_only": sum(r.lost_records or 0 for r in kernel),
             "spilled_kernel_side_only": sum(r.spilled_records or 0 for r in kernel),
-            # Exchanges the agent processed per request wrk made: 1 for the server's side, 2
-            # when the whole host is watched (wrk's own calls are exchanges too).
+            # Exchanges the agent processed per request made: 1 for the server's side, 2
+            # when the whole host is watched (the load's own calls are exchanges too).
             "seen_per_request_at_saturation": median(
                 [(r.exchanges or 0) / r.requests for r in on if r.requests]
             ),
@@ -344,13 +332,13 @@ def print_table(results: list[dict[str, object]]) -> None:
             f"(spilled {m['spilled_at_saturation']}, reader raised "
             f"{m['reader_raised_at_saturation']} times), kernel side alone lost "
             f"{m['lost_kernel_side_only']} (spilled {m['spilled_kernel_side_only']}); "
-            f"at ~10k/s the reader was raised {m['paced_reader_raised']} times"
+            f"at 10k/s the reader was raised {m['paced_reader_raised']} times"
         )
     print("targets: ratio >= 0.95, +p50 <= 50 us, paced cores <= 0.2 at 10k rps, lost 0")
     print("ratio: with the agent; kernel: the kernel side alone (records drained, not parsed)")
-    print("+p50 us: at saturation (queueing included); @10k: at ~10,000 requests/s (medians)")
-    print("k+p50: +p50 at ~10,000 requests/s with the kernel side alone (the rest is the agent's)")
-    print("cores, max: the agent at ~10,000 requests/s, median and worst of the pairs")
+    print("+p50 us: at saturation (queueing included); @10k: at 10,000 requests/s (medians)")
+    print("k+p50: +p50 at 10,000 requests/s with the kernel side alone (the rest is the agent's)")
+    print("cores, max: the agent at 10,000 requests/s, median and worst of the pairs")
     print("lost, spill: records lost, and records the spill ring saved, summed over the pairs")
     print("seen/req: exchanges the agent processed per request (1: server side; 2: host-wide)")
 
