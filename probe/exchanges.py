@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from probe.abi import Role
 from probe.conn import ObservedExchange
 from probe.model import NOT_INSPECTED, Direction, HttpExchange, ResponseView, Verdict, build
 from probe.routes import Router
 from probe.semantics import Classifier
-from probe.services import ServiceMap
+from probe.services import NO_NAMES, ProcessNames, ServiceMap
 
 
 class RouteTemplater(Protocol):
@@ -39,6 +39,19 @@ _CLIENT: Final = Direction.CLIENT
 # DEVELOPERS.md).
 _RESPONSE_VIEW: Final = ResponseView
 _HTTP_EXCHANGE: Final = HttpExchange
+
+
+# What /proc says about a process is read again after this long (of the kernel's clock): a pid
+# may have been reused by then.
+REREAD_PROCESS_NS: Final = 60 * 1_000_000_000
+
+
+class Process(NamedTuple):
+    """A process as exchanges name it: its name, and the names it gives itself."""
+
+    comm: str
+    names: ProcessNames
+    read_ns: int  # when /proc was read, on the kernel's clock
 
 
 class _PathAsRoute:
@@ -75,8 +88,9 @@ class WallClock:
 
 
 class ExchangeBuilder:
-    """Turns ``ObservedExchange`` into ``HttpExchange``. ``comm_of`` reads /proc in production
-    and is a plain function in tests."""
+    """Turns ``ObservedExchange`` into ``HttpExchange``. ``comm_of`` and ``names_of`` (given
+    the sources the service map names services from) read /proc in production and are plain
+    functions in tests."""
 
     def __init__(
         self,
@@ -86,9 +100,11 @@ class ExchangeBuilder:
         router: RouteTemplater | None = None,
         judge: ResponseJudge | None = None,
         comm_of: Callable[[int], str | None] = lambda pid: None,
+        names_of: Callable[[int, frozenset[str]], ProcessNames] = lambda pid, sources: NO_NAMES,
     ) -> None:
         self._clock = clock
         self._services = services or ServiceMap()
+        self._names_from = self._services.names_from
         self._router: RouteTemplater = router or _PathAsRoute()
         self._judge = judge
         # The agent's own router and classifier, typed as what they are: compiled, a call
@@ -97,30 +113,37 @@ class ExchangeBuilder:
         self._our_router = router if isinstance(router, Router) else None
         self._our_judge = judge if isinstance(judge, Classifier) else None
         self._comm_of = comm_of
-        self._comms: dict[int, str] = {}
+        self._names_of = names_of
+        self._processes: dict[int, Process] = {}
 
-    def comm(self, tgid: int, thread_comm: str) -> str:
-        """The process name: threads (Java's, for one) have names of their own."""
-        name = self._comms.get(tgid)
-        if name is None:
-            name = self._comm_of(tgid) or thread_comm
-            if len(self._comms) > 65536:
-                self._comms.clear()
-            self._comms[tgid] = name
-        return name
+    def process(self, tgid: int, thread_comm: str, now_ns: int) -> Process:
+        """The process ``tgid`` as of ``now_ns`` (kernel clock). Its name is the process's, not
+        the thread's: threads (Java's, for one) have names of their own."""
+        known = self._processes.get(tgid)
+        if known is not None and now_ns - known.read_ns < REREAD_PROCESS_NS:
+            return known
+        comm = self._comm_of(tgid)
+        if comm is None and known is not None:
+            # Gone since: its last exchanges are still its own.
+            return known
+        names = self._names_of(tgid, self._names_from) if self._names_from else NO_NAMES
+        process = Process(comm or thread_comm, names, now_ns)
+        if len(self._processes) > 65536:
+            self._processes.clear()
+        self._processes[tgid] = process
+        return process
 
-    def forget(self, tgid: int) -> None:
-        """Drop a cached process name (the pid may be reused)."""
-        self._comms.pop(tgid, None)
-
-    def build(self, observed: ObservedExchange, comm: str | None = None) -> HttpExchange:
-        """``comm``: the process name, when the caller has already looked it up."""
+    def build(self, observed: ObservedExchange, process: Process | None = None) -> HttpExchange:
+        """``process``: the exchange's process, when the caller has already looked it up."""
         # One unpack instead of a dozen attribute reads: this runs once per exchange.
         tgid, thread_comm, role, local_port, _, request, response, end_ns = observed
-        if comm is None:
-            comm = self.comm(tgid, thread_comm)
+        if process is None:
+            process = self.process(tgid, thread_comm, end_ns)
+        comm = process.comm
         is_server = role is not _CLIENT_ROLE
-        service = self._services.resolve(comm, local_port if is_server else None, tgid)
+        service = self._services.resolve(
+            comm, local_port if is_server else None, tgid, process.names
+        )
         head = request.head
         path = path_of(head.target)
         our_router = self._our_router

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from probe.services import OTEL, SYSTEMD, ProcessNames, otel_service_name, systemd_unit
+
 PROC = Path("/proc")
 _TCP_LISTEN = "0A"
 
@@ -19,6 +21,31 @@ def process_comm(pid: int, proc: Path = PROC) -> str | None:
         return (proc / str(pid) / "comm").read_text().strip()
     except OSError:
         return None
+
+
+def process_environ(pid: int, proc: Path = PROC) -> bytes:
+    """The environment the process was started with, NUL-separated; empty if it is gone or not
+    ours to read (reading another user's takes CAP_SYS_PTRACE)."""
+    try:
+        return (proc / str(pid) / "environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def process_cgroup(pid: int, proc: Path = PROC) -> str:
+    """The process's /proc/PID/cgroup; empty if it is gone."""
+    try:
+        return (proc / str(pid) / "cgroup").read_text()
+    except OSError:
+        return ""
+
+
+def process_names(pid: int, sources: frozenset[str], proc: Path = PROC) -> ProcessNames:
+    """The names a process gives itself, read from ``sources`` only (``probe.services``)."""
+    return ProcessNames(
+        otel=otel_service_name(process_environ(pid, proc)) if OTEL in sources else None,
+        systemd=systemd_unit(process_cgroup(pid, proc)) if SYSTEMD in sources else None,
+    )
 
 
 def pids_named(names: frozenset[str], proc: Path = PROC) -> set[int]:

@@ -8,28 +8,54 @@ Configuration (the ``services:`` section of bytewatch's config file), first matc
         port: 8080          # the local port the process serves on (server exchanges only)
       - name: legacy-billing
         pid: 4242
+      - name_from: otel     # the name the process gives itself to OpenTelemetry
+      - name_from: systemd  # the systemd unit it runs in, "payments.service" -> "payments"
 
 A rule matches when every field it sets matches. A port rule never matches a client exchange:
 a client's local port is ephemeral and says nothing about who is calling.
+
+A ``name_from`` rule names the service after the process itself, and is passed over for a
+process that does not say: ``otel`` reads ``OTEL_SERVICE_NAME`` from its environment, else
+``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES`` (OpenTelemetry's SDK configuration, which Beyla
+reads too); ``systemd`` its unit from its cgroup. Without one, every ``node`` or ``java`` on a
+host is one service. It may also set ``comm``, ``port`` or ``pid``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote
 
 from probe.errors import ConfigFieldError
 
-_FIELDS = {"name", "comm", "port", "pid"}
+_FIELDS = {"name", "name_from", "comm", "port", "pid"}
+OTEL: Final = "otel"
+SYSTEMD: Final = "systemd"
+NAME_SOURCES: Final = (OTEL, SYSTEMD)
 Location = tuple[str | int, ...]
+_LONGEST_NAME: Final = 255
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessNames:
+    """What a process says about which service it is, besides its process name."""
+
+    otel: str | None = None  # OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES
+    systemd: str | None = None  # its systemd unit, without ".service"
+
+
+NO_NAMES: Final = ProcessNames()
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceRule:
-    name: str
+    name: str | None  # None when the name comes from the process (name_from)
     comm: str | None = None
     port: int | None = None
     pid: int | None = None
+    name_from: str | None = None  # one of NAME_SOURCES
 
     def matches(self, comm: str, port: int | None, pid: int) -> bool:
         if self.comm is not None and self.comm != comm:
@@ -38,17 +64,76 @@ class ServiceRule:
             return False
         return self.pid is None or self.pid == pid
 
+    def name_for(self, comm: str, port: int | None, pid: int, names: ProcessNames) -> str | None:
+        """The service's name, or None when this rule does not apply."""
+        if not self.matches(comm, port, pid):
+            return None
+        if self.name_from is None:
+            return self.name
+        return names.otel if self.name_from == OTEL else names.systemd
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceMap:
     rules: tuple[ServiceRule, ...] = ()
 
-    def resolve(self, comm: str, port: int | None, pid: int) -> str:
+    @property
+    def names_from(self) -> frozenset[str]:
+        """The sources of names its rules read from processes: only those are read."""
+        return frozenset(rule.name_from for rule in self.rules if rule.name_from is not None)
+
+    def resolve(self, comm: str, port: int | None, pid: int, names: ProcessNames = NO_NAMES) -> str:
         """``port`` is the serving port for server exchanges and None for client exchanges."""
         for rule in self.rules:
-            if rule.matches(comm, port, pid):
-                return rule.name
+            name = rule.name_for(comm, port, pid, names)
+            if name is not None:
+                return name
         return comm
+
+
+def otel_service_name(environ: bytes) -> str | None:
+    """The service name a process's environment (/proc/PID/environ) gives OpenTelemetry:
+    OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, whose values are
+    percent-encoded; the first wins, as in OpenTelemetry's SDKs."""
+    attributes = None
+    for entry in environ.split(b"\0"):
+        if entry.startswith(b"OTEL_SERVICE_NAME="):
+            name = _usable(entry[len(b"OTEL_SERVICE_NAME=") :].decode("utf-8", "replace"))
+            if name is not None:
+                return name
+        elif entry.startswith(b"OTEL_RESOURCE_ATTRIBUTES="):
+            attributes = entry[len(b"OTEL_RESOURCE_ATTRIBUTES=") :].decode("utf-8", "replace")
+    for pair in (attributes or "").split(","):
+        key, _, value = pair.partition("=")
+        if key.strip() == "service.name":
+            return _usable(unquote(value))
+    return None
+
+
+def systemd_unit(cgroup: str) -> str | None:
+    """The systemd service a process runs in, from /proc/PID/cgroup: the innermost
+    "NAME.service" on the unified hierarchy's path (cgroup v2), else on systemd's own (v1)."""
+    unified = legacy = ""
+    for line in cgroup.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            unified = path
+        elif controllers == "name=systemd":
+            legacy = path
+    for path in (unified, legacy):
+        services = [part for part in path.split("/") if part.endswith(".service")]
+        if services:
+            return _usable(services[-1].removesuffix(".service"))
+    return None
+
+
+def _usable(name: str) -> str | None:
+    """A name as a process gave it, or None when it cannot be a service's name."""
+    name = name.strip()
+    if not name or len(name) > _LONGEST_NAME or not name.isprintable():
+        return None
+    return name
 
 
 def load_service_map(section: object) -> ServiceMap:
@@ -65,20 +150,31 @@ def load_service_map(section: object) -> ServiceMap:
 
 def _rule(item: object, where: Location) -> ServiceRule:
     if not isinstance(item, Mapping):
-        raise ConfigFieldError(where, "expected a mapping with name and comm/port/pid")
+        raise ConfigFieldError(where, "expected a mapping with name or name_from, comm, port, pid")
     unknown = sorted(set(map(str, item)) - _FIELDS)
     if unknown:
         raise ConfigFieldError(
             (*where, unknown[0]), f"unknown field (expected one of {', '.join(sorted(_FIELDS))})"
         )
-    name = item.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigFieldError((*where, "name"), "a non-empty service name is required")
     comm = item.get("comm")
     if comm is not None and (not isinstance(comm, str) or not 0 < len(comm) <= 15):
         raise ConfigFieldError((*where, "comm"), "a process name of 1 to 15 characters")
     port = _int(item.get("port"), (*where, "port"), 1, 65535)
     pid = _int(item.get("pid"), (*where, "pid"), 1, 2**22)
+    name, name_from = item.get("name"), item.get("name_from")
+    if name_from is not None:
+        if name is not None:
+            raise ConfigFieldError((*where, "name_from"), "set name or name_from, not both")
+        if name_from not in NAME_SOURCES:
+            raise ConfigFieldError(
+                (*where, "name_from"),
+                f"expected one of {', '.join(NAME_SOURCES)}, got {name_from!r}",
+            )
+        return ServiceRule(name=None, comm=comm, port=port, pid=pid, name_from=str(name_from))
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigFieldError(
+            (*where, "name"), "a non-empty service name (or name_from) is required"
+        )
     if comm is None and port is None and pid is None:
         raise ConfigFieldError(where, "set at least one of comm, port, pid")
     return ServiceRule(name=name.strip(), comm=comm, port=port, pid=pid)

@@ -167,6 +167,7 @@ class LiveProbeSource:
             router=router,
             judge=judge,
             comm_of=procfs.process_comm,
+            names_of=procfs.process_names,
         )
         self._ports: dict[tuple[int, int, int], int] = {}
         self._abi_errors = 0
@@ -273,11 +274,11 @@ class LiveProbeSource:
 
     def _build_into(self, observed: list[ObservedExchange], out: list[HttpExchange]) -> None:
         for item in observed:
-            comm = self._builder.comm(item.tgid, item.thread_comm)
-            if not self._filters.admits(item, comm):
+            process = self._builder.process(item.tgid, item.thread_comm, item.end_ns)
+            if not self._filters.admits(item, process.comm):
                 self._filtered += 1
                 continue
-            out.append(self._builder.build(item, comm))
+            out.append(self._builder.build(item, process))
 
     def stats(self) -> ProbeStats:
         kernel = self._probe.counters()

@@ -6,12 +6,20 @@ import pytest
 
 from probe.abi import Role
 from probe.conn import ObservedExchange
-from probe.exchanges import ExchangeBuilder, ResponseJudge, RouteTemplater, WallClock, path_of
+from probe.exchanges import (
+    REREAD_PROCESS_NS,
+    ExchangeBuilder,
+    Process,
+    ResponseJudge,
+    RouteTemplater,
+    WallClock,
+    path_of,
+)
 from probe.http import HttpMessage, parse_head
 from probe.model import NOT_INSPECTED, Direction, HttpExchange, ResponseView, Verdict
 from probe.routes import Router
 from probe.semantics import Classifier
-from probe.services import ServiceMap, ServiceRule
+from probe.services import NO_NAMES, ProcessNames, ServiceMap, ServiceRule
 
 PATH_CASES = [
     ("origin form", "/api/v1/users/7", "/api/v1/users/7"),
@@ -158,7 +166,7 @@ def test_the_agents_own_router_and_classifier_judge_as_any_other_implementation_
     assert ours.verdict.business_error and ours.verdict.error_type == "card_declined"
 
 
-def test_a_process_name_the_caller_already_looked_up_is_not_looked_up_again() -> None:
+def test_a_process_the_caller_already_looked_up_is_not_looked_up_again() -> None:
     looked_up: list[int] = []
 
     def comm_of(pid: int) -> str:
@@ -166,7 +174,46 @@ def test_a_process_name_the_caller_already_looked_up_is_not_looked_up_again() ->
         return "from-proc"
 
     builder = ExchangeBuilder(WallClock(0.0), comm_of=comm_of)
-    assert builder.build(observed(Role.SERVER, RESPONSE, RESPONSE.end_ns), "nginx").comm == "nginx"
+    nginx = Process("nginx", NO_NAMES, 0)
+    exchange = observed(Role.SERVER, RESPONSE, RESPONSE.end_ns)
+    assert builder.build(exchange, nginx).comm == "nginx"
     assert looked_up == []
-    assert builder.build(observed(Role.SERVER, RESPONSE, RESPONSE.end_ns)).comm == "from-proc"
+    assert builder.build(exchange).comm == "from-proc"
     assert looked_up == [100]
+
+
+def test_a_process_is_read_from_proc_again_after_a_minute_since_its_pid_may_be_reused() -> None:
+    comms = iter(["first", "second"])
+    builder = ExchangeBuilder(WallClock(0.0), comm_of=lambda pid: next(comms))
+    assert builder.process(100, "thread", 1_000).comm == "first"
+    assert builder.process(100, "thread", 1_000 + REREAD_PROCESS_NS - 1).comm == "first"
+    assert builder.process(100, "thread", 1_000 + REREAD_PROCESS_NS).comm == "second"
+
+
+def test_a_process_gone_since_it_was_read_keeps_its_name_for_its_last_exchanges() -> None:
+    comms = iter(["java", None])
+    builder = ExchangeBuilder(WallClock(0.0), comm_of=lambda pid: next(comms))
+    assert builder.process(100, "pool-1-thread", 0).comm == "java"
+    assert builder.process(100, "pool-1-thread", REREAD_PROCESS_NS).comm == "java"
+
+
+def test_the_names_a_process_gives_itself_are_read_only_when_a_rule_asks_for_them() -> None:
+    asked: list[tuple[int, frozenset[str]]] = []
+
+    def names_of(pid: int, sources: frozenset[str]) -> ProcessNames:
+        asked.append((pid, sources))
+        return ProcessNames(otel="checkout")
+
+    exchange = observed(Role.SERVER, RESPONSE, RESPONSE.end_ns)
+    plain = ExchangeBuilder(WallClock(0.0), comm_of=lambda pid: "node", names_of=names_of)
+    assert plain.build(exchange).service == "node"
+    assert asked == []
+    named = ExchangeBuilder(
+        WallClock(0.0),
+        services=ServiceMap((ServiceRule(name=None, name_from="otel"),)),
+        comm_of=lambda pid: "node",
+        names_of=names_of,
+    )
+    assert named.build(exchange).service == "checkout"
+    assert named.build(exchange).service == "checkout"
+    assert asked == [(100, frozenset({"otel"}))]
