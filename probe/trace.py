@@ -1,7 +1,9 @@
 """``bytewatch trace``: a live view of HTTP exchanges, like ``tcplife`` for HTTP.
 
 ``--format jsonl`` prints one object per exchange (see ``probe.jsonl``); that output is also
-the input of replays and backtests. The probe's loss counters go to stderr at the end, so a
+the input of replays and backtests. With ``--config``, the config file's ``services:``,
+``routes:`` and ``semantics:`` sections name, template and judge exchanges as ``bytewatch run``
+does with the same file. The probe's loss counters go to stderr at the end, so a
 user always learns whether the view was complete.
 """
 
@@ -19,6 +21,7 @@ from probe.errors import ProbeUnavailable
 from probe.model import HttpExchange
 from probe.routes import Router
 from probe.semantics import Classifier
+from probe.services import ServiceMap
 from probe.source import LiveProbeSource, ProbeFilters, ProbeStats, tune_gc_for_throughput
 
 TABLE_HEADER = (
@@ -64,6 +67,11 @@ def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
         help="also HTTPS in clear, through uprobes on OpenSSL (costs CPU on every SSL call)",
     )
     parser.add_argument("--format", choices=("table", "jsonl"), default="table")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="bytewatch config file: its services:, routes: and semantics: sections apply",
+    )
 
 
 def table_row(exchange: HttpExchange) -> str:
@@ -91,12 +99,27 @@ def summary(stats: ProbeStats) -> str:
     return text
 
 
-def run_trace(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_trace(
+    args: argparse.Namespace,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    *,
+    services: ServiceMap | None = None,
+    router: Router | None = None,
+    judge: Classifier | None = None,
+) -> int:
+    """``services``, ``router`` and ``judge``: as a config file sets them (default: none)."""
     filters = ProbeFilters(
         pids=frozenset(args.pid), comms=frozenset(args.comm), ports=frozenset(args.port)
     )
     try:
-        source = LiveProbeSource(filters=filters, router=Router(), judge=Classifier(), tls=args.tls)
+        source = LiveProbeSource(
+            filters=filters,
+            services=services,
+            router=router or Router(),
+            judge=judge or Classifier(),
+            tls=args.tls,
+        )
     except ProbeUnavailable as exc:
         print(f"bytewatch trace: {exc}", file=err)
         return 1

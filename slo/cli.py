@@ -40,9 +40,23 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _trace(args: argparse.Namespace) -> int:
+    from probe.routes import Router, RouteRules, load_route_rules
+    from probe.semantics import Classifier, SemanticRules, load_semantic_rules
+    from probe.services import ServiceMap, load_service_map
     from probe.trace import run_trace
+    from slo.errors import InvalidSpec
 
-    return run_trace(args)
+    try:
+        services = _load_config_section(args.config, "services", load_service_map)
+        routes = _load_config_section(args.config, "routes", load_route_rules)
+        semantics = _load_config_section(args.config, "semantics", load_semantic_rules)
+    except InvalidSpec as exc:
+        print(f"bytewatch trace: {exc}", file=sys.stderr)
+        return 2
+    assert isinstance(services, ServiceMap)
+    assert isinstance(routes, RouteRules)
+    assert isinstance(semantics, SemanticRules)
+    return run_trace(args, services=services, router=Router(routes), judge=Classifier(semantics))
 
 
 def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

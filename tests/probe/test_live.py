@@ -240,6 +240,42 @@ def test_http_over_a_unix_socket_is_seen_on_both_sides(
     assert {e["direction"] for e in served} == {"server"}
 
 
+def test_a_service_named_in_its_otel_environment_is_traced_under_that_name(
+    tmp_path: Path,
+) -> None:
+    n = unique_id()
+    config = tmp_path / "bytewatch.yaml"
+    config.write_text("services:\n  - name_from: otel\n")
+    path = tmp_path / "app.sock"
+    env = dict(os.environ, OTEL_SERVICE_NAME=f"checkout-{n}")
+    env.pop("OTEL_RESOURCE_ATTRIBUTES", None)
+    trace = TraceProcess("--config", str(config))
+    server = subprocess.Popen(
+        [sys.executable, str(SERVERS_DIR / "python_server.py"), f"unix:{path}"], env=env
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            assert time.monotonic() < deadline and server.poll() is None, "no Unix socket server"
+            time.sleep(0.05)
+        since = time.time()
+        transport = httpx.HTTPTransport(uds=str(path))
+        with httpx.Client(transport=transport, base_url="http://app") as client:
+            client.get(f"/users/{n}")
+        served = trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=1)
+        called = trace.wait_for(
+            lambda e: called_by(os.getpid(), since)(e) and e["path"] == f"/users/{n}", count=1
+        )
+    finally:
+        server.kill()
+        server.wait()
+        trace.stop()
+    assert [e["service"] for e in served] == [f"checkout-{n}"]
+    # This test's process says no name: its own call keeps its process name.
+    assert [e["service"] for e in called] == [called[0]["comm"]]
+    assert called[0]["service"] != f"checkout-{n}"
+
+
 @pytest.mark.parametrize("kind", ["node", "python", "asgi", "java"])
 def test_a_slow_answer_takes_as_long_on_the_server_side_as_the_client_measured(
     live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest
