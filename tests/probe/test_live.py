@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -274,6 +275,56 @@ def test_a_service_named_in_its_otel_environment_is_traced_under_that_name(
     # This test's process says no name: its own call keeps its process name.
     assert [e["service"] for e in called] == [called[0]["comm"]]
     assert called[0]["service"] != f"checkout-{n}"
+
+
+def test_a_server_on_ipv6_loopback_is_seen_on_both_sides_and_named_by_its_port(
+    tmp_path: Path,
+) -> None:
+    with socket.socket(socket.AF_INET6) as probe_port:
+        probe_port.bind(("::1", 0))
+        port = probe_port.getsockname()[1]
+    config = tmp_path / "bytewatch.yaml"
+    config.write_text(f"services:\n  - {{name: v6-files, port: {port}}}\n")
+    trace = TraceProcess("--config", str(config))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "::1", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        ready = ["curl", "-s", "-o", "/dev/null", f"http://[::1]:{port}/"]
+        while subprocess.run(ready, check=False).returncode:
+            assert time.monotonic() < deadline and server.poll() is None, "no IPv6 server"
+            time.sleep(0.1)
+        since = time.time()
+        n = unique_id()
+        curl = subprocess.run(
+            ["curl", "-s", "-w", "%{http_code} ",
+             "-o", "/dev/null", f"http://[::1]:{port}/",
+             "-o", "/dev/null", f"http://[::1]:{port}/missing-{n}"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        served = trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=2)
+        called = trace.wait_for(
+            lambda e: e["comm"] == "curl" and ts(e) >= since and e["direction"] == "client",
+            count=2,
+        )
+    finally:
+        server.kill()
+        server.wait()
+        trace.stop()
+    assert curl.stdout.split() == ["200", "404"]
+    for seen in (served, called):
+        assert [(e["method"], e["path"], e["status"]) for e in seen] == [
+            ("GET", "/", 200),
+            ("GET", f"/missing-{n}", 404),
+        ]
+    # The serving port came from the listening socket's bind (a sockaddr_in6): the port rule
+    # named the server's side.
+    assert {e["service"] for e in served} == {"v6-files"}
+    assert {e["service"] for e in called} == {"curl"}
 
 
 @pytest.mark.parametrize("kind", ["node", "python", "asgi", "java"])
