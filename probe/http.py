@@ -442,6 +442,9 @@ class StreamParser:
         if self._state is _State.LOST and total >= self.pos:
             self.pos = total
             self._finish(last_ns, out)
+            # Where it really ended is still unknown: bytes that come before the next start
+            # are its rest (an upload's body, read after an early 413), not garbage.
+            self._state = _State.SKIP
         return out
 
     def settle_chunked_tail(self, total: int, last_ns: int, tail: bytes) -> list[HttpMessage]:

@@ -305,6 +305,32 @@ def test_a_100_continue_does_not_end_a_request_whose_head_ran_past_the_budget() 
     assert ex.request.size == len(head) + len(body)
 
 
+def test_an_early_answer_to_an_upload_whose_head_ran_past_the_budget_leaves_no_parse_error() -> (
+    None
+):
+    tracker = ConnectionTracker()
+    upload = request_with_cookie("/upload", 4000, body=b"d" * 6500)
+    out = run(
+        records_of(
+            SimConnection(),
+            [
+                (IN, upload[:4600], MS),
+                (OUT, response(413), 2 * MS),
+                (IN, upload[4600:], 3 * MS),  # the rest, sent before the answer arrived
+                (IN, request("/next"), 4 * MS),
+                (OUT, response(200), 5 * MS),
+            ],
+        ),
+        tracker,
+    )
+    assert [(e.request.head.target, e.response and e.response.head.status) for e in out] == [
+        ("/upload", 413),
+        ("/next", 200),
+    ]
+    assert tracker.stats.parser.parse_errors == 0
+    assert tracker.stats.parser.lost_starts == 0 and tracker.stats.unmatched_responses == 0
+
+
 def test_a_response_whose_head_runs_past_the_budget_ends_at_its_last_write() -> None:
     cookies = "".join(f"Set-Cookie: k{i}={'v' * 200}\r\n" for i in range(20))
     big = f"HTTP/1.1 200 OK\r\n{cookies}Content-Length: 2\r\n\r\nok".encode()
