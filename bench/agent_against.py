@@ -8,7 +8,8 @@ within an hour, so two builds measured in separate runs do not compare. Here REV
 and built beside its sources (bench.pipeline_against's checkout), and ``bytewatch run`` from each
 build in turn watches the whole host while bench/paced.c sends 10,000 requests/s to the target, in
 alternating order, ``--rounds`` times. Reports each build's median agent CPU (cores, and
-microseconds per request), the p50 latency and the records lost, and the median paired difference.
+microseconds per request), p50 and p99 latency and records lost, and the median paired
+difference.
 
 ``--body records`` has nginx serve an 8 KiB JSON list of records instead of its small hello: a
 REST list endpoint, whose words (``"code"`` keys) the body checks find, cut at the 1 KiB the
@@ -50,6 +51,7 @@ class Turn:
     cores: float
     us_per_request: float
     p50_us: float
+    p99_us: float
     lost: int
 
 
@@ -57,7 +59,7 @@ def one_turn(tree: Path, workdir: Path, url: str, seconds: float) -> Turn:
     run = measure(url, seconds, probe=Agent(), at_rate=True, workdir=workdir, tree=tree)
     used = run.agent_cpu_s or 0.0
     cores, per_request = used / seconds, used / max(1, run.requests) * 1e6
-    return Turn(cores, per_request, run.p50_s * 1e6, run.lost_records or 0)
+    return Turn(cores, per_request, run.p50_s * 1e6, run.p99_s * 1e6, run.lost_records or 0)
 
 
 def main() -> int:
@@ -88,6 +90,7 @@ def main() -> int:
             "cores": statistics.median(t.cores for t in runs),
             "us_per_request": statistics.median(t.us_per_request for t in runs),
             "p50_us": statistics.median(t.p50_us for t in runs),
+            "p99_us": statistics.median(t.p99_us for t in runs),
             "lost": sum(t.lost for t in runs),
         }
         for name, runs in turns.items()
@@ -95,11 +98,11 @@ def main() -> int:
     before, after = turns.values()
     differences = [b.cores - a.cores for a, b in zip(before, after, strict=True)]
     lower = sum(d < 0 for d in differences)
-    print(f"{'build':<16} {'cores':>6} {'us/request':>10} {'p50 us':>7} {'lost':>8}")
+    print(f"{'build':<16} {'cores':>6} {'us/request':>10} {'p50 us':>7} {'p99 us':>7} {'lost':>8}")
     for name, m in medians.items():
         print(
             f"{name:<16} {m['cores']:>6.3f} {m['us_per_request']:>10.1f} {m['p50_us']:>7.0f} "
-            f"{m['lost']:>8}"
+            f"{m['p99_us']:>7.0f} {m['lost']:>8}"
         )
     difference = statistics.median(differences)
     print(f"paired difference {difference:+.3f} cores (lower in {lower} of {args.rounds})")
