@@ -44,7 +44,18 @@ struct conn {
 };
 
 static struct conn conns[MAX_CONNS];
-static int idle[MAX_CONNS], idle_count;
+/* Idle connections, least recently used first: each is used in turn, so none sits idle long
+ * enough for the server's keep-alive timeout (Node's is 5 s) to close it. */
+static int idle[MAX_CONNS], idle_head, idle_count;
+
+static void idle_push(int i) { idle[(idle_head + idle_count++) % MAX_CONNS] = i; }
+
+static int idle_pop(void) {
+    int i = idle[idle_head];
+    idle_head = (idle_head + 1) % MAX_CONNS;
+    idle_count--;
+    return i;
+}
 static char request[512];
 static int request_len;
 
@@ -134,7 +145,7 @@ int main(int argc, char **argv) {
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
             die("epoll_ctl");
-        idle[idle_count++] = i;
+        idle_push(i);
     }
 
     size_t cap = (size_t)(rate * seconds * 1.5) + 1024, done = 0, waited = 0, errors = 0;
@@ -153,7 +164,7 @@ int main(int argc, char **argv) {
         uint64_t now = now_ns();
         while (next_due <= now && next_due < end) {
             if (idle_count > 0)
-                send_request(&conns[idle[--idle_count]], next_due);
+                send_request(&conns[idle_pop()], next_due);
             else if (back_tail - back_head < cap)
                 backlog[back_tail++ % cap] = next_due, waited++;
             next_due += (uint64_t)(-log(1.0 - drand48()) / rate * 1e9);
@@ -200,7 +211,7 @@ int main(int argc, char **argv) {
             if (back_head != back_tail)
                 send_request(c, backlog[back_head++ % cap]);
             else
-                idle[idle_count++] = i;
+                idle_push(i);
         }
     }
     double took = (double)(now_ns() - start) / 1e9;
