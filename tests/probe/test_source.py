@@ -51,3 +51,15 @@ def test_a_poll_stops_after_its_most_records_and_says_more_may_be_waiting() -> N
     assert not caught_up
     assert sum(taken) == MOST_RECORDS_PER_POLL
     assert rings.left == 3 * CHUNK_RECORDS
+
+
+def test_the_reader_is_given_a_turn_between_chunks_but_not_after_the_last() -> None:
+    rings = FakeRings(2 * CHUNK_RECORDS + 5)
+    steps: list[str] = []
+    read_in_chunks(
+        rings.consume(CHUNK_RECORDS),
+        rings.consume,
+        lambda c: steps.append(f"take {len(c.records)}"),
+        lambda: steps.append("yield"),
+    )
+    assert steps == [f"take {CHUNK_RECORDS}", "yield", f"take {CHUNK_RECORDS}", "yield", "take 5"]
