@@ -20,7 +20,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -202,18 +203,31 @@ def test_webdav_and_purge_requests_are_seen_with_whatever_the_server_answered(
     check_each_seen_once(seen, sent, latency="bounded")
 
 
-def test_http_over_a_unix_socket_is_seen_on_both_sides(
-    live_trace: TraceProcess, tmp_path: Path
-) -> None:
-    path = tmp_path / "app.sock"
+@contextmanager
+def unix_socket_server(
+    path: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """tests/servers/python_server.py on a socket file, as gunicorn or uvicorn sit behind nginx,
+    until the block ends."""
     server = subprocess.Popen(
-        [sys.executable, str(SERVERS_DIR / "python_server.py"), f"unix:{path}"]
+        [sys.executable, str(SERVERS_DIR / "python_server.py"), f"unix:{path}"], env=env
     )
     try:
         deadline = time.monotonic() + 10
         while not path.exists():
             assert time.monotonic() < deadline and server.poll() is None, "no Unix socket server"
             time.sleep(0.05)
+        yield server
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_http_over_a_unix_socket_is_seen_on_both_sides(
+    live_trace: TraceProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.sock"
+    with unix_socket_server(path) as server:
         since = time.time()
         n = unique_id()
         transport = httpx.HTTPTransport(uds=str(path))
@@ -229,9 +243,6 @@ def test_http_over_a_unix_socket_is_seen_on_both_sides(
             ),
             count=2,
         )
-    finally:
-        server.kill()
-        server.wait()
     for seen in (served, called):
         assert [(e["method"], e["path"], e["status"]) for e in seen] == [
             ("GET", f"/users/{n}", statuses[0]),
@@ -251,25 +262,17 @@ def test_a_service_named_in_its_otel_environment_is_traced_under_that_name(
     env = dict(os.environ, OTEL_SERVICE_NAME=f"checkout-{n}")
     env.pop("OTEL_RESOURCE_ATTRIBUTES", None)
     trace = TraceProcess("--config", str(config))
-    server = subprocess.Popen(
-        [sys.executable, str(SERVERS_DIR / "python_server.py"), f"unix:{path}"], env=env
-    )
     try:
-        deadline = time.monotonic() + 10
-        while not path.exists():
-            assert time.monotonic() < deadline and server.poll() is None, "no Unix socket server"
-            time.sleep(0.05)
-        since = time.time()
-        transport = httpx.HTTPTransport(uds=str(path))
-        with httpx.Client(transport=transport, base_url="http://app") as client:
-            client.get(f"/users/{n}")
-        served = trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=1)
-        called = trace.wait_for(
-            lambda e: called_by(os.getpid(), since)(e) and e["path"] == f"/users/{n}", count=1
-        )
+        with unix_socket_server(path, env) as server:
+            since = time.time()
+            transport = httpx.HTTPTransport(uds=str(path))
+            with httpx.Client(transport=transport, base_url="http://app") as client:
+                client.get(f"/users/{n}")
+            served = trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=1)
+            called = trace.wait_for(
+                lambda e: called_by(os.getpid(), since)(e) and e["path"] == f"/users/{n}", count=1
+            )
     finally:
-        server.kill()
-        server.wait()
         trace.stop()
     assert [e["service"] for e in served] == [f"checkout-{n}"]
     # This test's process says no name: its own call keeps its process name.
