@@ -216,8 +216,8 @@ class LiveProbeSource:
         self._last_poll = time.monotonic()
         out: list[HttpExchange] = []
         # A SCHED_IDLE reader gives the CPU back between chunks (~0.3 ms of work each): run
-        # through a whole batch (~4 ms at 10,000 requests/s host-wide) it added 1.5 to 2.5 ms to
-        # the p99 of the services it watched, though they preempt it (bench/probe_overhead).
+        # through a whole batch (~4 ms at 10,000 requests/s host-wide) it added about 2 ms to
+        # the p99 of the services it watched, though they preempt it (bench.agent_against).
         between = os.sched_yield if self._follows_backlog else None
         caught_up = read_in_chunks(
             batch, self._probe.consume, lambda c: self._take(c, out), between
