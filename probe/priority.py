@@ -12,6 +12,7 @@ header for why not from Python).
 from __future__ import annotations
 
 import logging
+import os
 import resource
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,13 @@ def reader_priority() -> ReaderPriority:
         return ReaderPriority()
     raised, lowered, idle, stuck = _watcher.counts()
     return ReaderPriority(raised=raised, lowered=lowered, idle=idle, stuck=stuck)
+
+
+def yield_while_idle() -> None:
+    """Give the CPU to whatever waits for it, while the reading thread is SCHED_IDLE: a thread
+    that has fallen behind (raised to its nice value) keeps it, or records would be lost."""
+    if _watcher is not None and _watcher.counts()[2]:
+        os.sched_yield()
 
 
 def stop_following() -> None:

@@ -22,7 +22,7 @@ from probe.conn import ConnectionTracker, ObservedExchange, TrackerLimits
 from probe.exchanges import ExchangeBuilder, ResponseJudge, RouteTemplater, WallClock
 from probe.loader import LoadedProbe, ProbeConfig
 from probe.model import HttpExchange
-from probe.priority import follow_backlog, reader_priority, stop_following
+from probe.priority import follow_backlog, reader_priority, stop_following, yield_while_idle
 from probe.services import ServiceMap
 
 _log = logging.getLogger(__name__)
@@ -218,7 +218,8 @@ class LiveProbeSource:
         # A SCHED_IDLE reader gives the CPU back between chunks (~0.3 ms of work each): run
         # through a whole batch (~4 ms at 10,000 requests/s host-wide) it added about 2 ms to
         # the p99 of the services it watched, though they preempt it (bench.agent_against).
-        between = os.sched_yield if self._follows_backlog else None
+        # Not once raised: yielding while behind lost records at saturation.
+        between = yield_while_idle if self._follows_backlog else None
         caught_up = read_in_chunks(
             batch, self._probe.consume, lambda c: self._take(c, out), between
         )

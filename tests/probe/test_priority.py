@@ -286,3 +286,22 @@ def test_without_cap_sys_nice_the_reader_keeps_its_policy(
         before = policy(tid)
         assert not priority.follow_backlog(ring.fd, 1 << 20, tid, NICE)
         assert policy(tid) == before
+
+
+class _Watcher:
+    def __init__(self, idle: bool) -> None:
+        self.idle = idle
+
+    def counts(self) -> tuple[int, int, bool, int]:
+        return (1, 0, self.idle, 0)
+
+
+@pytest.mark.parametrize(("idle", "yields"), [(True, 1), (False, 0)])
+def test_the_reader_yields_the_cpu_only_while_it_is_idle_never_while_behind(
+    monkeypatch: pytest.MonkeyPatch, idle: bool, yields: int
+) -> None:
+    calls: list[None] = []
+    monkeypatch.setattr(priority, "_watcher", _Watcher(idle))
+    monkeypatch.setattr(os, "sched_yield", lambda: calls.append(None))
+    priority.yield_while_idle()
+    assert len(calls) == yields
