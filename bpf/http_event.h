@@ -120,8 +120,9 @@ struct bw_conn {
     __u64 out_bytes;
     __u64 out_last_ns;
     __u64 out_tail;    /* the last 8 bytes written, for ends of chunked bodies beyond the budget */
-    __u32 in_budget;   /* capture bytes left inbound: a message start either way renews it */
-    __u32 out_budget;  /* capture bytes left outbound: a message start either way renews it */
+    __u32 in_budget;   /* capture bytes left inbound: a message start either way renews it; its
+                        * top bit: the current message was counted as truncated */
+    __u32 out_budget;  /* the same outbound */
     __u32 seq;         /* the next record's sequence number */
     __u16 local_port;
     __u16 remote_port;

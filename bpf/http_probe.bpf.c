@@ -498,11 +498,23 @@ static __always_inline int port_allowed(struct bw_config *cfg, struct bw_conn *c
     return port == 0 || filter_ports.lookup(&port) != 0;
 }
 
+/* A budget's top bit: its direction's current message has been counted as truncated. Budgets
+ * are at most 4096 bytes (probe/loader.py), so the bit is free. */
+#define BW_CUT_COUNTED 0x80000000u
+
+static __always_inline __u32 budget_left(__u32 budget) {
+    return budget & ~BW_CUT_COUNTED;
+}
+
 /* Count a read or write into its direction's totals and capture budget; returns how many of its
  * bytes the budget lets through. A message start renews the budgets of both directions: the
  * other direction's next message (the response to a request, the request after a response)
  * begins with that direction's next bytes, and those may be too few to tell a start line by,
- * "H" and then "TTP/1.1 200 OK...". With budget they are copied, and user space joins them. */
+ * "H" and then "TTP/1.1 200 OK...". With budget they are copied, and user space joins them.
+ * A message is counted as truncated once, at the first of its bytes left uncopied: a renewal
+ * from the other direction (a pipelined request read while a large response is written) lets
+ * more of it be copied but does not make it a new message, and a budget that ran out exactly
+ * where a syscall ended is counted at the next one. */
 static __always_inline __u32 account(struct bw_conn *c, const struct bw_io_args *a, long ret,
                                      __u64 now, int start, const struct bw_config *cfg) {
     __u32 *budget;
@@ -516,15 +528,20 @@ static __always_inline __u32 account(struct bw_conn *c, const struct bw_io_args 
         budget = &c->out_budget;
     }
     if (start) {
-        c->in_budget = cfg->capture_bytes;
-        c->out_budget = cfg->capture_bytes;
+        /* This direction's message is new; the other's goes on, counted or not. */
+        c->in_budget = cfg->capture_bytes |
+                       (a->direction == BW_INGRESS ? 0 : c->in_budget & BW_CUT_COUNTED);
+        c->out_budget = cfg->capture_bytes |
+                        (a->direction == BW_EGRESS ? 0 : c->out_budget & BW_CUT_COUNTED);
     }
-    __u32 want = ret < *budget ? (__u32)ret : *budget;
-    if (want) {
-        *budget -= want;
-        if (*budget == 0 && (__u32)ret > want)
-            count(BW_COUNTER_TRUNCATED);
+    __u32 counted = *budget & BW_CUT_COUNTED;
+    __u32 left = budget_left(*budget);
+    __u32 want = ret < left ? (__u32)ret : left;
+    if ((__u32)ret > want && !counted) {
+        count(BW_COUNTER_TRUNCATED);
+        counted = BW_CUT_COUNTED;
     }
+    *budget = (left - want) | counted;
     return want;
 }
 
@@ -590,7 +607,7 @@ static __always_inline int on_tracked_data(struct bw_io_args *a, long ret, struc
     }
     __u64 room = BW_DATA_MAX - base;
     __u64 guess = (__u64)ret < room ? (__u64)ret : room;
-    if ((a->direction == BW_INGRESS ? c->in_budget : c->out_budget) < guess)
+    if (budget_left(a->direction == BW_INGRESS ? c->in_budget : c->out_budget) < guess)
         return 0;
     __u32 got = copy_payload(s, a, base, guess);
     if (got == 0)

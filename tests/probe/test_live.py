@@ -774,6 +774,88 @@ def test_http2_connections_are_counted_and_not_decoded(tmp_path: Path) -> None:
     assert counters[KernelCounter.HTTP2] == 2
 
 
+# A server that answers one connection in two phases, each a response whose body runs past
+# the capture budget (argv[1] bytes): in the first, it reads the next, pipelined, request
+# between two writes of the response, a start that renews the budget mid-message; in the
+# second, the response's first write ends exactly where the budget does.
+_BUDGET_SERVER = """
+import socket, sys
+budget = int(sys.argv[1])
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], flush=True)
+conn, _ = server.accept()
+
+def request():
+    data = b""
+    while not data.endswith(b"\\r\\n\\r\\n"):
+        data += conn.recv(4096)
+
+def response(body):
+    return b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body
+
+request()
+first = response(b"x" * 3 * budget)
+conn.sendall(first[: budget + 100])
+request()
+conn.sendall(first[budget + 100 :])
+conn.sendall(response(b"ok"))
+request()
+third = response(b"y" * budget)
+conn.sendall(third[:budget])
+conn.sendall(third[budget:])
+conn.recv(1)
+"""
+
+
+def _budget_response(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_a_response_past_the_capture_budget_is_counted_as_truncated_once(
+    tmp_path: Path,
+) -> None:
+    from probe.abi import Counter as KernelCounter
+    from probe.loader import LoadedProbe, ProbeConfig
+
+    config = ProbeConfig()
+    script = tmp_path / "budget_server.py"
+    script.write_text(_BUDGET_SERVER)
+    server = subprocess.Popen(
+        [sys.executable, str(script), str(config.capture_bytes)], stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    budget = config.capture_bytes
+    counted: list[int] = []
+    try:
+        port = int(server.stdout.readline())
+        with (
+            LoadedProbe(ProbeConfig(pids=frozenset({server.pid}))) as probe,
+            socket.create_connection(("127.0.0.1", port)) as client,
+        ):
+
+            def receive(size: int) -> None:
+                while size > 0:
+                    size -= len(client.recv(size))
+
+            def truncated() -> int:
+                time.sleep(0.1)  # the server's last write has returned, and its program run
+                return probe.counters().get(KernelCounter.TRUNCATED, 0)
+
+            client.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+            receive(budget)
+            client.sendall(b"GET /small HTTP/1.1\r\nHost: t\r\n\r\n")
+            receive(len(_budget_response(b"x" * 3 * budget)) - budget)
+            receive(len(_budget_response(b"ok")))
+            counted.append(truncated())
+            client.sendall(b"GET /exact HTTP/1.1\r\nHost: t\r\n\r\n")
+            receive(len(_budget_response(b"y" * budget)))
+            counted.append(truncated())
+    finally:
+        server.kill()
+        server.wait()
+    assert counted == [1, 2], "one count for each of the two responses past the budget"
+
+
 def test_a_probe_that_cannot_attach_says_why_in_one_line_without_a_traceback() -> None:
     env = dict(os.environ, BYTEWATCH_BPF_DIR="/nonexistent")
     result = subprocess.run(
