@@ -151,7 +151,7 @@ def play(
         pending: HttpExchange | None = None
         page_tick: float | None = None  # the tick whose dispatch sent the page
         try:
-            now = begin
+            now: float = begin
             while True:
                 now += TICK_S
                 batch = [] if pending is None else [pending]

@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["service_startup_s"] = round(time.perf_counter() - began, 1)
         evaluate = Stopwatch(service.evaluator.tick)
-        service.evaluator.tick = evaluate  # type: ignore[method-assign]
+        service.evaluator.tick = evaluate  # type: ignore[method-assign,assignment]
         collections = GcWatch()
         ingested = 0
         ingest_s = 0.0
@@ -322,14 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         gc_pauses: list[float] = []
         fired = 0
         for _ in range(args.ticks + 10):
-            start = service_clock[0]
-            batch = exchanges_for(endpoints, start, rng, outage=True)
+            tick_start = service_clock[0]
+            polled = exchanges_for(endpoints, tick_start, rng, outage=True)
             began = time.perf_counter()
-            service.ingest(batch)
+            service.ingest(polled)
             ingest_s += time.perf_counter() - began
-            ingested += len(batch)
-            del batch  # as in the service, where a polled batch is gone once aggregated
-            service_clock[0] = start + TICK_S
+            ingested += len(polled)
+            del polled  # as in the service, where a polled batch is gone once aggregated
+            service_clock[0] = tick_start + TICK_S
             evaluate.last = collections.last = 0.0
             began = time.perf_counter()
             report = service.tick()
