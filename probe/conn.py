@@ -94,6 +94,11 @@ class TrackerLimits:
     idle_timeout_ns: int = 600 * 1_000_000_000
     max_held_records: int = 256  # per connection, waiting for a gap in the sequence to fill
     body_limit: int = DEFAULT_BODY_LIMIT
+    # A response whose head ran past the capture budget, its framing unknown, is over once its
+    # connection has been silent both ways this long: without this, on an idle keep-alive
+    # connection it waited for the next request or the close. Long enough that a server which
+    # pauses between its head and its body (a stream) rarely has its answer ended early.
+    cut_head_quiet_ns: int = 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -352,8 +357,9 @@ class ConnectionTracker:
             if done:
                 self._responses(conn, done, out)
 
-    def settle(self, tgid: int, fd: int, totals: ConnTotals) -> list[ObservedExchange]:
-        """Apply the kernel's current totals for a connection whose message end is overdue."""
+    def settle(self, tgid: int, fd: int, totals: ConnTotals, now_ns: int) -> list[ObservedExchange]:
+        """Apply the kernel's current totals, read at ``now_ns``, for a connection whose message
+        end is overdue."""
         out: list[ObservedExchange] = []
         conn = self._conns.get(_slot(tgid, fd))
         if conn is None or conn.conn_id != totals.conn_id:
@@ -362,21 +368,31 @@ class ConnectionTracker:
             totals.in_bytes, totals.in_last_ns, totals.out_bytes, totals.out_last_ns
         )
         self._requests(conn, conn.requests.settle(req_total, req_last))
-        done = conn.responses.settle(resp_total, resp_last)
+        responses = conn.responses
+        done = responses.settle(resp_total, resp_last)
         if conn.role is Role.SERVER and totals.out_tail:
-            done += conn.responses.settle_chunked_tail(resp_total, resp_last, totals.out_tail)
+            done += responses.settle_chunked_tail(resp_total, resp_last, totals.out_tail)
+        silent_since = max(totals.in_last_ns, totals.out_last_ns)
+        if responses.head_cut and now_ns - silent_since >= self.limits.cut_head_quiet_ns:
+            done += responses.settle_lost(resp_total, resp_last)
         self._responses(conn, done, out)
         return out
 
     def stalled(self, now_ns: int, quiet_ns: int) -> list[tuple[ConnKey, int]]:
         """Connections waiting for the end of a message that only byte totals can reveal, and
-        quiet for ``quiet_ns`` (so no record about them is still on its way)."""
+        quiet for ``quiet_ns`` (so no record about them is still on its way); or waiting on a
+        response whose head was cut, and quiet for the limits' ``cut_head_quiet_ns``."""
+        cut_quiet_ns = self.limits.cut_head_quiet_ns
         return [
             (conn.ident[:2], conn.conn_id)  # ident is (tgid, fd, conn_id)
             for conn in self._conns.values()
             if now_ns - conn.last_ns >= quiet_ns
             and conn.held is None  # its totals count records not applied yet
-            and (conn.responses.awaiting_end or conn.requests.awaiting_end)
+            and (
+                conn.responses.awaiting_end
+                or conn.requests.awaiting_end
+                or (conn.responses.head_cut and now_ns - conn.last_ns >= cut_quiet_ns)
+            )
         ]
 
     def expire(self, now_ns: int) -> list[ObservedExchange]:

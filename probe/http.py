@@ -356,13 +356,21 @@ class StreamParser:
     @property
     def awaiting_end(self) -> bool:
         """True when the end of the current message can only be learnt from byte totals."""
-        # A head kept to its cut ends only at a start in either direction or the close: asking
-        # the kernel for totals every 100 ms would not end it.
+        # A head kept to its cut ends only at a start in either direction, the close or (a
+        # response's) a long silence: asking the kernel for totals every 100 ms would not end it.
         return (
             self._state in (_State.LENGTH, _State.LOST, _State.UNTIL_CLOSE)
             and (self._state is not _State.LENGTH or self._remaining > 0)
             and not self._cut
         )
+
+    @property
+    def head_cut(self) -> bool:
+        """True while the current message's head is cut, or may be: kept to where the capture
+        budget ran out (its framing unknown), or still being collected, when the budget may
+        have run out exactly where a syscall ended. Such a message ends at a start either way,
+        at the close, or after a silence (``settle_lost``)."""
+        return (self._cut and self._state is _State.LOST) or self._state is _State.HEAD
 
     @property
     def current_head(self) -> MessageHead | None:

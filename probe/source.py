@@ -236,7 +236,7 @@ class LiveProbeSource:
             for (tgid, fd), conn_id in self._tracker.stalled(now, QUIET_NS):
                 totals = self._probe.conn_totals(tgid, fd)
                 if totals is not None and totals.conn_id == conn_id:
-                    observed += self._tracker.settle(tgid, fd, totals)
+                    observed += self._tracker.settle(tgid, fd, totals, now)
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEP_EVERY_NS
             observed += self._tracker.expire(now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -156,7 +157,7 @@ def test_a_five_megabyte_response_on_an_idle_connection_ends_from_the_kernel_tot
     totals = ConnTotals(
         conn.conn_id, conn.in_bytes, conn.in_last_ns, conn.out_bytes, conn.out_last_ns
     )
-    [ex] = tracker.settle(conn.tgid, conn.fd, totals)
+    [ex] = tracker.settle(conn.tgid, conn.fd, totals, last_write + 200 * MS)
     assert ex.response is not None and ex.response.size == size
     assert ex.latency_ns == last_write - 1 * MS
 
@@ -391,6 +392,56 @@ def test_a_head_whose_budget_ends_with_a_read_and_whose_connection_closes_is_inc
     big = request_with_cookie("/gone", 6000)
     [ex] = run(records_of(SimConnection(stash_requests=False), in_pieces(big, 1024, 1), 30 * MS))
     assert ex.request.head.target == "/gone" and ex.response is None and not ex.complete
+
+
+def totals_of(conn: SimConnection) -> ConnTotals:
+    return ConnTotals(
+        conn.conn_id, conn.in_bytes, conn.in_last_ns, conn.out_bytes, conn.out_last_ns
+    )
+
+
+def big_head_response() -> bytes:
+    cookies = "".join(f"Set-Cookie: k{i}={'v' * 200}\r\n" for i in range(20))
+    return f"HTTP/1.1 200 OK\r\n{cookies}Content-Length: 2\r\n\r\nok".encode()
+
+
+@pytest.mark.parametrize("write_size", [5000, 1024], ids=["cut-in-a-write", "cut-between-writes"])
+def test_a_response_whose_head_was_cut_ends_after_a_second_of_silence(write_size: int) -> None:
+    """On an idle keep-alive connection no next request ends it; the kernel's totals, once
+    both directions have been silent for a second, do, at its last write."""
+    big = big_head_response()
+    writes = [
+        (OUT, big[i : i + write_size], (3 + i // write_size) * MS)
+        for i in range(0, len(big), write_size)
+    ]
+    conn = SimConnection(stash_requests=False)
+    tracker = ConnectionTracker()
+    assert run(records_of(conn, [(IN, request("/login"), 1 * MS), *writes]), tracker) == []
+    last_write = writes[-1][2]
+    assert tracker.stalled(now_ns=last_write + 500 * MS, quiet_ns=100 * MS) == []
+    now = last_write + 1_100 * MS
+    assert tracker.stalled(now_ns=now, quiet_ns=100 * MS) == [((conn.tgid, conn.fd), conn.conn_id)]
+    [ex] = tracker.settle(conn.tgid, conn.fd, totals_of(conn), now)
+    assert ex.request.head.target == "/login"
+    assert ex.response is not None and ex.response.head.status == 200
+    assert ex.response.size == len(big) and ex.response.end_ns == last_write
+
+
+def test_a_response_whose_head_was_cut_is_not_ended_while_its_bytes_still_move() -> None:
+    """Writes past the budget send no record: only the kernel's totals show them going on."""
+    big = big_head_response() + b"x" * 100_000
+    head = big.replace(b"Content-Length: 2", b"Content-Length: 100002")
+    conn = SimConnection(stash_requests=False)
+    tracker = ConnectionTracker()
+    steps = [(IN, request("/stream"), 1 * MS), (OUT, head[:5000], 2 * MS)]
+    steps += [(OUT, head[i : i + 5000], 2_000 * MS + i) for i in range(5000, len(head), 5000)]
+    assert run(records_of(conn, steps), tracker) == []
+    now = 2_500 * MS  # records stopped 2.5 s ago; the last bytes moved 0.5 s ago
+    assert tracker.stalled(now_ns=now, quiet_ns=100 * MS) != []
+    assert tracker.settle(conn.tgid, conn.fd, totals_of(conn), now) == []
+    [ex] = tracker.settle(conn.tgid, conn.fd, totals_of(conn), now + 600 * MS)
+    assert ex.response is not None and ex.response.size == len(head)
+    assert ex.response.end_ns == conn.out_last_ns
 
 
 def test_a_connection_waiting_on_a_cut_head_is_not_asked_about_every_100_ms() -> None:

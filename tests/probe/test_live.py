@@ -180,6 +180,20 @@ def test_requests_whose_heads_run_past_the_capture_budget_are_each_seen_once(
     check_each_seen_once(own, sent[:3], latency="close")
 
 
+def test_a_response_whose_head_ran_past_the_budget_is_seen_while_its_connection_idles(
+    live_trace: TraceProcess, python_server: RunningServer
+) -> None:
+    """No next request or close ends it: a second of silence on the connection does."""
+    since = time.time()
+    with httpx.Client() as client:
+        answer = client.get(python_server.url("/cookies?n=20"))
+        assert answer.status_code == 200 and len(answer.headers.get_list("set-cookie")) == 20
+        [seen] = live_trace.wait_for(served_by(python_server, since), count=1)
+        assert (seen["path"], seen["status"]) == ("/cookies", 200)
+        assert seen["response_bytes"] > 4000
+        assert client.get(python_server.url("/hello")).status_code == 200
+
+
 @pytest.mark.parametrize("kind", ["node", "python", "nginx"])
 def test_webdav_and_purge_requests_are_seen_with_whatever_the_server_answered(
     live_trace: TraceProcess, kind: str, request: pytest.FixtureRequest

@@ -22,11 +22,22 @@ from urllib.parse import parse_qs, urlsplit
 MAX_BIG_BYTES = 64 * 1024 * 1024
 MAX_PARTS = 10_000
 MAX_SLEEP_MS = 60_000
+MAX_COOKIES = 1_000
 CLOSE_MID_ANNOUNCED = 100_000
 CLOSE_MID_SENT = 1000
 USER_PATH = re.compile(r"/users/(0|[1-9][0-9]{0,17})")
 KNOWN_PATHS = frozenset(
-    {"/health", "/hello", "/payments", "/fail", "/big", "/chunked", "/slow", "/close-mid"}
+    {
+        "/health",
+        "/hello",
+        "/payments",
+        "/fail",
+        "/big",
+        "/chunked",
+        "/slow",
+        "/close-mid",
+        "/cookies",
+    }
 )
 PAYMENT_REFUSED = b'{"error":"insufficient_balance","message":"balance too low for this payment"}'
 
@@ -102,6 +113,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send_or_reject(ms, self._send_slow)
         elif path == "/close-mid" and get:
             self._close_mid()
+        elif path == "/cookies" and get:
+            n = int_param(query, "n", 20, MAX_COOKIES)
+            self._send_or_reject(n, self._send_cookies)
         elif path in KNOWN_PATHS or user:
             self._send(405, b'{"error":"method_not_allowed"}')
         else:
@@ -113,6 +127,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _send_cookies(self, n: int) -> None:
+        """A head of about 210 bytes per cookie: past the probe's capture budget from 15 on."""
+        self.send_response(200)
+        for i in range(n):
+            self.send_header("Set-Cookie", f"k{i}={'v' * 200}")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "11")
+        self.end_headers()
+        self.wfile.write(b'{"ok":true}')
 
     def _send_or_reject(self, value: int | None, answer: Callable[[int], None]) -> None:
         if value is None:
