@@ -9,7 +9,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from probe.services import OTEL, SYSTEMD, ProcessNames, otel_service_name, systemd_unit
+from probe.services import (
+    KUBERNETES,
+    OTEL,
+    SYSTEMD,
+    ProcessNames,
+    hostname_in,
+    in_kubernetes_pod,
+    kubernetes_workload,
+    otel_service_name,
+    systemd_unit,
+)
 
 PROC = Path("/proc")
 _TCP_LISTEN = "0A"
@@ -40,12 +50,37 @@ def process_cgroup(pid: int, proc: Path = PROC) -> str:
         return ""
 
 
+def process_uts_namespace(pid: int, proc: Path = PROC) -> str | None:
+    """Which UTS namespace (host name) the process is in, "uts:[4026531838]"; None if it is gone
+    or not ours to see."""
+    try:
+        return os.readlink(proc / str(pid) / "ns" / "uts")
+    except OSError:
+        return None
+
+
 def process_names(pid: int, sources: frozenset[str], proc: Path = PROC) -> ProcessNames:
     """The names a process gives itself, read from ``sources`` only (``probe.services``)."""
+    environ = process_environ(pid, proc) if OTEL in sources or KUBERNETES in sources else b""
+    cgroup = process_cgroup(pid, proc) if SYSTEMD in sources or KUBERNETES in sources else ""
     return ProcessNames(
-        otel=otel_service_name(process_environ(pid, proc)) if OTEL in sources else None,
-        systemd=systemd_unit(process_cgroup(pid, proc)) if SYSTEMD in sources else None,
+        otel=otel_service_name(environ) if OTEL in sources else None,
+        systemd=systemd_unit(cgroup) if SYSTEMD in sources else None,
+        kubernetes=_pod_workload(pid, environ, cgroup, proc) if KUBERNETES in sources else None,
     )
+
+
+def _pod_workload(pid: int, environ: bytes, cgroup: str, proc: Path) -> str | None:
+    """The workload of the pod the process runs in, from the pod's name in HOSTNAME. Only in a
+    pod with a host name of its own: a pod on the host's network has the node's name, and
+    processes outside pods may have any HOSTNAME at all."""
+    if not in_kubernetes_pod(cgroup):
+        return None
+    own = process_uts_namespace(pid, proc)
+    if own is None or own == process_uts_namespace(1, proc):
+        return None
+    pod = hostname_in(environ)
+    return kubernetes_workload(pod) if pod is not None else None
 
 
 def pids_named(names: frozenset[str], proc: Path = PROC) -> set[int]:

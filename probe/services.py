@@ -10,6 +10,7 @@ Configuration (the ``services:`` section of bytewatch's config file), first matc
         pid: 4242
       - name_from: otel     # the name the process gives itself to OpenTelemetry
       - name_from: systemd  # the systemd unit it runs in, "payments.service" -> "payments"
+      - name_from: kubernetes  # its pod's workload, "checkout-5d4f8b9c7-x2x9z" -> "checkout"
 
 A rule matches when every field it sets matches. A port rule never matches a client exchange:
 a client's local port is ephemeral and says nothing about who is calling.
@@ -17,12 +18,14 @@ a client's local port is ephemeral and says nothing about who is calling.
 A ``name_from`` rule names the service after the process itself, and is passed over for a
 process that does not say: ``otel`` reads ``OTEL_SERVICE_NAME`` from its environment, else
 ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES`` (OpenTelemetry's SDK configuration, which Beyla
-reads too); ``systemd`` its unit from its cgroup. Without one, every ``node`` or ``java`` on a
+reads too); ``systemd`` its unit from its cgroup; ``kubernetes`` the workload its pod belongs
+to, from the pod's name (``kubernetes_workload``). Without one, every ``node`` or ``java`` on a
 host is one service. It may also set ``comm``, ``port`` or ``pid``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -33,7 +36,8 @@ from probe.errors import ConfigFieldError
 _FIELDS = {"name", "name_from", "comm", "port", "pid"}
 OTEL: Final = "otel"
 SYSTEMD: Final = "systemd"
-NAME_SOURCES: Final = (OTEL, SYSTEMD)
+KUBERNETES: Final = "kubernetes"
+NAME_SOURCES: Final = (OTEL, SYSTEMD, KUBERNETES)
 Location = tuple[str | int, ...]
 _LONGEST_NAME: Final = 255
 
@@ -44,6 +48,7 @@ class ProcessNames:
 
     otel: str | None = None  # OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES
     systemd: str | None = None  # its systemd unit, without ".service"
+    kubernetes: str | None = None  # the workload of its pod: Deployment, StatefulSet, ...
 
 
 NO_NAMES: Final = ProcessNames()
@@ -70,7 +75,9 @@ class ServiceRule:
             return None
         if self.name_from is None:
             return self.name
-        return names.otel if self.name_from == OTEL else names.systemd
+        if self.name_from == OTEL:
+            return names.otel
+        return names.systemd if self.name_from == SYSTEMD else names.kubernetes
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +132,56 @@ def systemd_unit(cgroup: str) -> str | None:
         services = [part for part in path.split("/") if part.endswith(".service")]
         if services:
             return _usable(services[-1].removesuffix(".service"))
+    return None
+
+
+# Kubernetes makes the names of the pods it creates from their owner's name: a random suffix of
+# five characters ("-x2x9z") for pods of a ReplicaSet, DaemonSet or Job, a ReplicaSet's own name
+# is its Deployment's and the hash of its pod template ("-5d4f8b9c7", as many characters as the
+# hash's decimal digits, nearly always 8 to 10), a StatefulSet's pods are numbered ("-0"), and a
+# CronJob's Jobs carry their scheduled time in minutes ("-29412345"). The random characters and
+# the hash are drawn from one alphabet without vowels (k8s.io/apimachinery/pkg/util/rand), so a
+# name's own words are rarely mistaken for them.
+_SAFE: Final = "[bcdfghjklmnpqrstvwxz2456789]"
+_RANDOM_SUFFIX: Final = re.compile(f"(.+)-{_SAFE}{{5}}")
+_TEMPLATE_HASH: Final = re.compile(f"(.+)-{_SAFE}{{6,10}}")
+_ORDINAL_OR_SCHEDULE: Final = re.compile(r"(.+)-\d+")
+
+
+def kubernetes_workload(pod: str) -> str | None:
+    """The workload a pod belongs to, from the pod's name: "checkout-5d4f8b9c7-x2x9z" (a
+    Deployment's) and "checkout-x2x9z" (a DaemonSet's or Job's) are "checkout", "ledger-0" (a
+    StatefulSet's) is "ledger", and a pod made by hand keeps its name."""
+    pod = pod.strip()
+    random = _RANDOM_SUFFIX.fullmatch(pod)
+    if random is not None:
+        owner = random.group(1)
+        templated = _TEMPLATE_HASH.fullmatch(owner)
+        if templated is not None:
+            return _usable(templated.group(1))
+        scheduled = _ORDINAL_OR_SCHEDULE.fullmatch(owner)
+        return _usable(scheduled.group(1) if scheduled is not None else owner)
+    numbered = _ORDINAL_OR_SCHEDULE.fullmatch(pod)
+    return _usable(numbered.group(1) if numbered is not None else pod)
+
+
+def in_kubernetes_pod(cgroup: str) -> bool:
+    """Whether /proc/PID/cgroup puts the process in a Kubernetes pod: the kubelet keeps pods
+    under "kubepods" (cgroupfs driver) or "kubepods.slice" (systemd driver), on every
+    hierarchy, and a cgroup namespace only shortens the path before it."""
+    for line in cgroup.splitlines():
+        path = line.split(":", 2)[-1]
+        if any(part.startswith("kubepods") for part in path.split("/")):
+            return True
+    return False
+
+
+def hostname_in(environ: bytes) -> str | None:
+    """HOSTNAME from a process's environment (/proc/PID/environ). Container runtimes set it to
+    the pod's host name, which is the pod's name unless its spec says otherwise."""
+    for entry in environ.split(b"\0"):
+        if entry.startswith(b"HOSTNAME="):
+            return _usable(entry[len(b"HOSTNAME=") :].decode("utf-8", "replace"))
     return None
 
 

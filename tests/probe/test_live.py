@@ -219,12 +219,13 @@ def test_webdav_and_purge_requests_are_seen_with_whatever_the_server_answered(
 
 @contextmanager
 def unix_socket_server(
-    path: Path, env: dict[str, str] | None = None
+    path: Path, env: dict[str, str] | None = None, wrapper: list[str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """tests/servers/python_server.py on a socket file, as gunicorn or uvicorn sit behind nginx,
-    until the block ends."""
+    until the block ends; started through ``wrapper`` (a command that execs the rest) if any."""
     server = subprocess.Popen(
-        [sys.executable, str(SERVERS_DIR / "python_server.py"), f"unix:{path}"], env=env
+        [*(wrapper or []), sys.executable, str(SERVERS_DIR / "python_server.py"), f"unix:{path}"],
+        env=env,
     )
     try:
         deadline = time.monotonic() + 10
@@ -292,6 +293,75 @@ def test_a_service_named_in_its_otel_environment_is_traced_under_that_name(
     # This test's process says no name: its own call keeps its process name.
     assert [e["service"] for e in called] == [called[0]["comm"]]
     assert called[0]["service"] != f"checkout-{n}"
+
+
+def cgroup_root() -> Path:
+    """Where a test can make a cgroup: cgroup v2's mount, else systemd's own v1 hierarchy."""
+    mounts = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for _, where, kind, *_ in mounts:
+        if kind == "cgroup2":
+            return Path(where)
+    for _, where, kind, options, *_ in mounts:
+        if kind == "cgroup" and "name=systemd" in options.split(","):
+            return Path(where)
+    raise AssertionError("no cgroup v2 mount and no systemd v1 hierarchy to make a cgroup in")
+
+
+@contextmanager
+def moved_to_cgroup(pid: int, path: str) -> Iterator[None]:
+    """Process ``pid`` in the cgroup ``path`` (made for it) until the block ends."""
+    root = cgroup_root()
+    group = root / path
+    group.mkdir(parents=True)
+    try:
+        (group / "cgroup.procs").write_text(str(pid))
+        yield
+    finally:
+        for line in (group / "cgroup.procs").read_text().split():
+            (root / "cgroup.procs").write_text(line)
+        for made in [group, *group.relative_to(root).parents][:-1]:
+            (root / made).rmdir()
+
+
+@pytest.mark.parametrize(
+    ("source", "cgroup", "pod", "service"),
+    [
+        ("systemd", "bw-test-{n}.service", None, "bw-test-{n}"),
+        (
+            "kubernetes",
+            "kubepods-test-{n}/besteffort/pod{n}/4f1c2e3d",
+            "checkout-{n}-5d4f8b9c7-x2x9z",
+            "checkout-{n}",
+        ),
+    ],
+)
+def test_a_service_named_after_its_unit_or_its_pods_workload_is_traced_under_that_name(
+    tmp_path: Path, source: str, cgroup: str, pod: str | None, service: str
+) -> None:
+    """A server moved into a cgroup as systemd or the kubelet would put it; the pod's in a UTS
+    namespace of its own, with its name in HOSTNAME, as container runtimes start it."""
+    n = unique_id()
+    config = tmp_path / "bytewatch.yaml"
+    config.write_text(f"services:\n  - name_from: {source}\n")
+    path = tmp_path / "app.sock"
+    env = dict(os.environ)
+    if pod is not None:
+        env["HOSTNAME"] = pod.format(n=n)
+    argv = ["unshare", "--uts"] if pod is not None else []
+    trace = TraceProcess("--config", str(config))
+    try:
+        with (
+            unix_socket_server(path, env, argv) as server,
+            moved_to_cgroup(server.pid, cgroup.format(n=n)),
+        ):
+            since = time.time()
+            transport = httpx.HTTPTransport(uds=str(path))
+            with httpx.Client(transport=transport, base_url="http://app") as client:
+                client.get(f"/users/{n}")
+            served = trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=1)
+    finally:
+        trace.stop()
+    assert [e["service"] for e in served] == [service.format(n=n)]
 
 
 def test_a_server_on_ipv6_loopback_is_seen_on_both_sides_and_named_by_its_port(

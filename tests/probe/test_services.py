@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from probe.errors import ConfigFieldError
+from probe.procfs import process_names
 from probe.services import (
     ProcessNames,
     ServiceMap,
     ServiceRule,
+    hostname_in,
+    in_kubernetes_pod,
+    kubernetes_workload,
     load_service_map,
     otel_service_name,
     systemd_unit,
@@ -27,6 +33,18 @@ CGROUP_USER_SERVICE = "0::/user.slice/user-1000.slice/user@1000.service/app.slic
 CGROUP_LOGIN_SESSION = "0::/user.slice/user-1000.slice/session-4.scope\n"
 CGROUP_DOCKER = "0::/system.slice/docker-4f1c2e3d5b6a.scope\n"
 CGROUP_NONE = "0::/\n"
+# A pod's container under the kubelet's systemd driver (v2), its cgroupfs driver (v1), and as
+# seen from inside another cgroup namespace.
+CGROUP_POD_SYSTEMD = (
+    "0::/kubepods.slice/kubepods-burstable.slice/"
+    "kubepods-burstable-pod6f1c2e3d_5b6a_4c7d_8e9f_0a1b2c3d4e5f.slice/"
+    "cri-containerd-4f1c2e3d5b6a.scope\n"
+)
+CGROUP_POD_CGROUPFS = (
+    "8:pids:/kubepods/besteffort/pod6f1c2e3d-5b6a-4c7d-8e9f-0a1b2c3d4e5f/4f1c2e3d5b6a\n"
+    "1:name=systemd:/kubepods/besteffort/pod6f1c2e3d-5b6a-4c7d-8e9f-0a1b2c3d4e5f/4f1c2e3d5b6a\n"
+)
+CGROUP_POD_NAMESPACED = "0::/../../kubepods-besteffort-pod6f1c2e3d.slice/cri-containerd-4f.scope\n"
 
 
 def environ(*entries: str) -> bytes:
@@ -78,11 +96,99 @@ def test_the_systemd_unit_is_the_innermost_service_on_systemds_hierarchy(
     assert systemd_unit(cgroup) == unit
 
 
+@pytest.mark.parametrize(
+    ("pod", "workload"),
+    [
+        ("checkout-5d4f8b9c7-x2x9z", "checkout"),  # a Deployment's
+        ("api-v2-6b8c9d7f45-q7wzt", "api-v2"),  # whose own name ends in a digit
+        ("node-exporter-x7k2p", "node-exporter"),  # a DaemonSet's or a Job's
+        ("kube-proxy-4rx9m", "kube-proxy"),
+        ("ledger-0", "ledger"),  # a StatefulSet's
+        ("ledger-12", "ledger"),
+        ("nightly-report-29412345-bc7tq", "nightly-report"),  # a CronJob's Job's
+        ("debug", "debug"),  # made by hand
+        ("my-app-v2", "my-app-v2"),
+        ("billing-api", "billing-api"),  # "api" has vowels: never a random suffix
+        ("  ", None),
+    ],
+)
+def test_a_pods_workload_is_its_name_without_what_kubernetes_added(
+    pod: str, workload: str | None
+) -> None:
+    assert kubernetes_workload(pod) == workload
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "in_pod"),
+    [
+        (CGROUP_POD_SYSTEMD, True),
+        (CGROUP_POD_CGROUPFS, True),
+        (CGROUP_POD_NAMESPACED, True),
+        (CGROUP_V2, False),
+        (CGROUP_DOCKER, False),
+        (CGROUP_NONE, False),
+        ("", False),
+    ],
+)
+def test_a_process_is_in_a_pod_when_its_cgroup_is_under_kubepods(cgroup: str, in_pod: bool) -> None:
+    assert in_kubernetes_pod(cgroup) is in_pod
+
+
+def test_the_hostname_is_read_from_the_environment() -> None:
+    assert hostname_in(environ("HOME=/", "HOSTNAME=checkout-5d4f8b9c7-x2x9z")) == (
+        "checkout-5d4f8b9c7-x2x9z"
+    )
+    assert hostname_in(environ("HOME=/")) is None
+
+
+def fake_process(proc: Path, pid: int, *, environ_: bytes, cgroup: str, uts: str) -> None:
+    (proc / str(pid) / "ns").mkdir(parents=True)
+    (proc / str(pid) / "environ").write_bytes(environ_)
+    (proc / str(pid) / "cgroup").write_text(cgroup)
+    (proc / str(pid) / "ns" / "uts").symlink_to(uts)
+
+
+HOST_UTS = "uts:[4026531838]"
+
+
+@pytest.fixture
+def proc(tmp_path: Path) -> Path:
+    """A /proc with the host's init (pid 1) in it."""
+    fake_process(tmp_path, 1, environ_=b"", cgroup=CGROUP_NONE, uts=HOST_UTS)
+    return tmp_path
+
+
+def test_a_process_in_a_pod_is_named_after_its_workload(proc: Path) -> None:
+    pod = environ("HOSTNAME=checkout-5d4f8b9c7-x2x9z", "OTEL_SERVICE_NAME=checkout-api")
+    fake_process(proc, 42, environ_=pod, cgroup=CGROUP_POD_SYSTEMD, uts="uts:[4026532301]")
+    assert process_names(42, frozenset({"kubernetes"}), proc) == ProcessNames(kubernetes="checkout")
+    assert process_names(42, frozenset({"otel", "kubernetes", "systemd"}), proc) == ProcessNames(
+        otel="checkout-api", kubernetes="checkout"
+    )
+
+
+def test_a_pod_on_the_hosts_network_has_the_nodes_name_and_is_not_named_by_it(proc: Path) -> None:
+    node = environ("HOSTNAME=ip-10-0-1-23.ec2.internal")
+    fake_process(proc, 42, environ_=node, cgroup=CGROUP_POD_CGROUPFS, uts=HOST_UTS)
+    assert process_names(42, frozenset({"kubernetes"}), proc) == ProcessNames()
+
+
+def test_a_process_outside_any_pod_is_not_named_by_its_hostname(proc: Path) -> None:
+    docker = environ("HOSTNAME=4f1c2e3d5b6a")
+    fake_process(proc, 42, environ_=docker, cgroup=CGROUP_DOCKER, uts="uts:[4026532301]")
+    assert process_names(42, frozenset({"kubernetes"}), proc) == ProcessNames()
+
+
+def test_a_process_gone_or_hidden_has_no_kubernetes_name(proc: Path) -> None:
+    assert process_names(42, frozenset({"kubernetes"}), proc) == ProcessNames()
+
+
 RULES = ServiceMap(
     (
         ServiceRule(name="edge", comm="nginx"),
         ServiceRule(name=None, name_from="otel"),
         ServiceRule(name=None, name_from="systemd", comm="java"),
+        ServiceRule(name=None, name_from="kubernetes"),
     )
 )
 
@@ -90,6 +196,7 @@ RULES = ServiceMap(
 def test_a_name_from_rule_names_the_service_after_the_process() -> None:
     assert RULES.resolve("node", 8080, 7, ProcessNames(otel="checkout")) == "checkout"
     assert RULES.resolve("java", None, 7, ProcessNames(systemd="ledger")) == "ledger"
+    assert RULES.resolve("python3", 80, 7, ProcessNames(kubernetes="checkout")) == "checkout"
 
 
 def test_a_name_from_rule_is_passed_over_when_the_process_does_not_say() -> None:
@@ -102,7 +209,7 @@ def test_rules_still_apply_in_order_around_name_from_rules() -> None:
 
 
 def test_a_map_reads_only_the_sources_its_rules_name() -> None:
-    assert RULES.names_from == frozenset({"otel", "systemd"})
+    assert RULES.names_from == frozenset({"otel", "systemd", "kubernetes"})
     assert ServiceMap((ServiceRule(name="edge", comm="nginx"),)).names_from == frozenset()
 
 
@@ -117,7 +224,11 @@ def test_name_from_rules_load_with_or_without_a_match() -> None:
 @pytest.mark.parametrize(
     ("item", "where", "says"),
     [
-        ({"name_from": "env"}, ("services", 0, "name_from"), "expected one of otel, systemd"),
+        (
+            {"name_from": "env"},
+            ("services", 0, "name_from"),
+            "expected one of otel, systemd, kubernetes",
+        ),
         (
             {"name": "x", "name_from": "otel"},
             ("services", 0, "name_from"),
