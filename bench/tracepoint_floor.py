@@ -1,6 +1,7 @@
 """What watching syscalls costs before the probe does any work: empty programs, pinned ping-pong.
 
 Run as root:  .venv/bin/python -m bench.tracepoint_floor [--rounds 20] [--requests 10000]
+                                                      [--nginx SECONDS]
 
 bench/pingpong.c runs pinned to one CPU, as in bench/kernel_cost.py, while one set of empty eBPF
 programs is attached to the syscalls the probe watches. Every set is compiled once and attached
@@ -17,6 +18,11 @@ The difference between the first two is the price of the entry tracepoints alone
 fills a perf buffer with all six arguments before the program runs. Prints medians and
 quartiles of the CPU added per request (four syscalls), and writes
 bench/results/tracepoint_floor.json.
+
+``--nginx SECONDS`` measures instead what bench.probe_overhead's saturation row measures: nginx's
+hello under wrk flat out for SECONDS per turn, with each set attached in turn, and prints each
+set's median throughput against none. That is the least any probe watching these syscalls costs
+there, before it copies a byte; writes bench/results/tracepoint_floor_nginx.json.
 """
 
 from __future__ import annotations
@@ -118,15 +124,63 @@ class Attachable:
         self._bpf.cleanup()
 
 
+def nginx_floor(bcc: Any, rounds: int, seconds: float) -> int:
+    """Each set's median throughput on nginx at saturation, against none attached."""
+    from bench.load import saturate
+    from tests.probe.servers import start_server
+
+    programs = {v.name: Attachable(bcc, v.source()) for v in VARIANTS if v.source is not None}
+    runs: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
+    try:
+        with tempfile.TemporaryDirectory() as tmp, start_server("nginx", Path(tmp)) as server:
+            url = server.url("/hello")
+            saturate(url, seconds)  # warm-up
+            for i in range(rounds):
+                for variant in VARIANTS if i % 2 == 0 else VARIANTS[::-1]:
+                    attached = programs.get(variant.name)
+                    if attached is not None:
+                        attached.attach()
+                    try:
+                        runs[variant.name].append(saturate(url, seconds).requests_per_s)
+                    finally:
+                        if attached is not None:
+                            attached.detach()
+    finally:
+        for attached in programs.values():
+            attached.close()
+    off = statistics.median(runs["off"])
+    rows = [
+        {
+            "variant": v.name,
+            "requests_per_s": statistics.median(runs[v.name]),
+            "ratio": statistics.median(runs[v.name]) / off,
+            "runs": runs[v.name],
+        }
+        for v in VARIANTS
+    ]
+    print(f"{'variant':<28} {'req/s':>8} {'ratio':>6}")
+    for row in rows:
+        print(f"{row['variant']:<28} {row['requests_per_s']:>8.0f} {row['ratio']:>6.3f}")
+    print("req/s: nginx's hello under wrk flat out (median of the rounds); ratio: against off")
+    write_results(
+        "tracepoint_floor_nginx",
+        {"kernel": os.uname().release, "rounds": rounds, "seconds": seconds, "results": rows},
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--nginx", type=float, metavar="SECONDS")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench.tracepoint_floor: run as root (it loads eBPF programs)", file=sys.stderr)
         return 1
     bcc = _import_bcc()
+    if args.nginx is not None:
+        return nginx_floor(bcc, args.rounds, args.nginx)
     programs = {v.name: Attachable(bcc, v.source()) for v in VARIANTS if v.source is not None}
     runs: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
     try:
