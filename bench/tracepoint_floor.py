@@ -124,30 +124,37 @@ class Attachable:
         self._bpf.cleanup()
 
 
+def in_turn(bcc: Any, rounds: int, measure: Callable[[], float]) -> dict[str, list[float]]:
+    """``measure()`` with each variant's programs attached in turn, ``rounds`` times, in
+    alternating order; every variant's measurements."""
+    programs = {v.name: Attachable(bcc, v.source()) for v in VARIANTS if v.source is not None}
+    runs: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
+    try:
+        for i in range(rounds):
+            for variant in VARIANTS if i % 2 == 0 else VARIANTS[::-1]:
+                attached = programs.get(variant.name)
+                if attached is not None:
+                    attached.attach()
+                try:
+                    runs[variant.name].append(measure())
+                finally:
+                    if attached is not None:
+                        attached.detach()
+    finally:
+        for attached in programs.values():
+            attached.close()
+    return runs
+
+
 def nginx_floor(bcc: Any, rounds: int, seconds: float) -> int:
     """Each set's median throughput on nginx at saturation, against none attached."""
     from bench.load import saturate
     from tests.probe.servers import start_server
 
-    programs = {v.name: Attachable(bcc, v.source()) for v in VARIANTS if v.source is not None}
-    runs: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
-    try:
-        with tempfile.TemporaryDirectory() as tmp, start_server("nginx", Path(tmp)) as server:
-            url = server.url("/hello")
-            saturate(url, seconds)  # warm-up
-            for i in range(rounds):
-                for variant in VARIANTS if i % 2 == 0 else VARIANTS[::-1]:
-                    attached = programs.get(variant.name)
-                    if attached is not None:
-                        attached.attach()
-                    try:
-                        runs[variant.name].append(saturate(url, seconds).requests_per_s)
-                    finally:
-                        if attached is not None:
-                            attached.detach()
-    finally:
-        for attached in programs.values():
-            attached.close()
+    with tempfile.TemporaryDirectory() as tmp, start_server("nginx", Path(tmp)) as server:
+        url = server.url("/hello")
+        saturate(url, seconds)  # warm-up
+        runs = in_turn(bcc, rounds, lambda: saturate(url, seconds).requests_per_s)
     off = statistics.median(runs["off"])
     rows = [
         {
@@ -181,26 +188,11 @@ def main() -> int:
     bcc = _import_bcc()
     if args.nginx is not None:
         return nginx_floor(bcc, args.rounds, args.nginx)
-    programs = {v.name: Attachable(bcc, v.source()) for v in VARIANTS if v.source is not None}
-    runs: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            binary = build_pingpong(Path(tmp))
-            for i in range(args.rounds):
-                for variant in VARIANTS if i % 2 == 0 else VARIANTS[::-1]:
-                    attached = programs.get(variant.name)
-                    if attached is not None:
-                        attached.attach()
-                    try:
-                        runs[variant.name].append(
-                            cpu_us_per_request(binary, args.requests, tls=False)
-                        )
-                    finally:
-                        if attached is not None:
-                            attached.detach()
-    finally:
-        for attached in programs.values():
-            attached.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = build_pingpong(Path(tmp))
+        runs = in_turn(
+            bcc, args.rounds, lambda: cpu_us_per_request(binary, args.requests, tls=False)
+        )
     off = statistics.median(runs["off"])
     rows = []
     for variant in VARIANTS:
