@@ -151,8 +151,9 @@ _ORDINAL_OR_SCHEDULE: Final = re.compile(r"(.+)-\d+")
 def kubernetes_workload(pod: str) -> str | None:
     """The workload a pod belongs to, from the pod's name: "checkout-5d4f8b9c7-x2x9z" (a
     Deployment's) and "checkout-x2x9z" (a DaemonSet's or Job's) are "checkout", "ledger-0" (a
-    StatefulSet's) is "ledger", and a pod made by hand keeps its name."""
-    pod = pod.strip()
+    StatefulSet's) is "ledger", and a pod made by hand keeps its name. A host name given as
+    the pod's FQDN (setHostnameAsFQDN) is its first label."""
+    pod = pod.strip().split(".", 1)[0]
     random = _RANDOM_SUFFIX.fullmatch(pod)
     if random is not None:
         owner = random.group(1)

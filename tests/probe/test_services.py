@@ -106,6 +106,7 @@ def test_the_systemd_unit_is_the_innermost_service_on_systemds_hierarchy(
         ("ledger-0", "ledger"),  # a StatefulSet's
         ("ledger-12", "ledger"),
         ("nightly-report-29412345-bc7tq", "nightly-report"),  # a CronJob's Job's
+        ("checkout-5d4f8b9c7-x2x9z.checkout.shop.svc.cluster.local", "checkout"),  # an FQDN
         ("debug", "debug"),  # made by hand
         ("my-app-v2", "my-app-v2"),
         ("billing-api", "billing-api"),  # "api" has vowels: never a random suffix
