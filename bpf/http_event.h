@@ -48,7 +48,8 @@ enum bw_counter {
     BW_COUNTER_ARGS_FULL = 4, /* TLS calls missed because the in-flight table was full */
     BW_COUNTER_SPILLED = 5,   /* records written to the spill ring (also counted in RECORDS) */
     BW_COUNTER_HTTP2 = 6,     /* connection ends that began with HTTP/2's preface: not decoded */
-    BW_COUNTER_MAX = 7,
+    BW_COUNTER_IO_URING = 7,  /* socket operations submitted through io_uring: not decoded */
+    BW_COUNTER_MAX = 8,
 };
 
 /* One record per read/write that starts an HTTP message or falls within a message's capture

@@ -1098,6 +1098,21 @@ RAW_TRACEPOINT_PROBE(sys_exit) {
 }
 #endif
 
+#ifdef BW_IO_URING
+/* io_uring moves bytes without the syscalls above, so its traffic is not decoded. Its socket
+ * operations are counted, so that such traffic is not missing without a word; its reads and
+ * writes are not, since they may be of files. Opcodes are ABI (include/uapi/linux/io_uring.h):
+ * SENDMSG 9, RECVMSG 10, ACCEPT 13, CONNECT 16, SEND 26, RECV 27, SEND_ZC 47, SENDMSG_ZC 48. */
+TRACEPOINT_PROBE(io_uring, io_uring_submit_req) {
+    switch (args->opcode) {
+    case 9: case 10: case 13: case 16: case 26: case 27: case 47: case 48:
+        if (wanted(bpf_get_current_pid_tgid() >> 32))
+            count(BW_COUNTER_IO_URING);
+    }
+    return 0;
+}
+#endif
+
 #ifdef BW_TLS
 /* ---- TLS: OpenSSL's plaintext through uprobes on SSL_read/SSL_write and their _ex forms ----
  *

@@ -55,6 +55,7 @@ class Counter(IntEnum):
     ARGS_FULL = 4
     SPILLED = 5
     HTTP2 = 6  # connection ends that began with HTTP/2's preface, which is not decoded
+    IO_URING = 7  # socket operations submitted through io_uring, which is not decoded
 
 
 COUNTER_COUNT: Final = len(Counter)

@@ -21,6 +21,7 @@ from typing import Any
 from probe import procfs
 from probe.abi import COMM_LEN, COUNTER_COUNT, Counter, RecordBatch, decode_batch
 from probe.conn import ConnTotals
+from probe.doctor import TRACEFS_DIRS
 from probe.errors import ProbeUnavailable
 from probe.kernel_structs import CCommKey, CConfig, CConn, CConnKey
 from probe.ringbuf import MappedRingBuffer, mmap_supported
@@ -133,6 +134,36 @@ def tls_targets(binaries: Iterable[str] = ()) -> set[Path]:
     return {path for path in found if path.is_file()}
 
 
+def io_uring_submissions_visible(tracefs: tuple[Path, ...] = TRACEFS_DIRS) -> bool:
+    """Whether the kernel has io_uring's submission tracepoint with the operation's code (5.19
+    and later): where it does, the probe counts io_uring's socket operations."""
+    for root in tracefs:
+        try:
+            text = (root / "events/io_uring/io_uring_submit_req/format").read_text()
+        except OSError:
+            continue
+        return " opcode;" in text
+    return False
+
+
+def _compile_flags(config: ProbeConfig, bpf_dir: Path) -> list[str]:
+    """The kernel side's -I and -D flags, whichever way it sees syscall exits."""
+    cflags = [
+        f"-I{bpf_dir}",
+        f"-DBW_RINGBUF_PAGES={config.ringbuf_pages}",
+        f"-DBW_SPILL_PAGES={SPILL_PAGES}",
+        f"-DBW_MAX_CONNS={config.max_connections}",
+        "-Wno-unused-function",
+    ]
+    if config.tls:
+        cflags.append("-DBW_TLS=1")
+    if io_uring_submissions_visible():
+        cflags.append("-DBW_IO_URING=1")
+    if config.spill_every:
+        cflags.append(f"-DBW_SPILL_EVERY={config.spill_every}")
+    return cflags
+
+
 TRACEPOINT_EXITS = "exit tracepoints"
 PORTABLE_EXITS = "raw sys_exit"
 
@@ -147,17 +178,7 @@ class LoadedProbe:
         source = bpf_dir / PROBE_SOURCE.name
         if not source.is_file():
             raise ProbeUnavailable(f"probe source not found at {source} (set BYTEWATCH_BPF_DIR)")
-        cflags = [
-            f"-I{bpf_dir}",
-            f"-DBW_RINGBUF_PAGES={config.ringbuf_pages}",
-            f"-DBW_SPILL_PAGES={SPILL_PAGES}",
-            f"-DBW_MAX_CONNS={config.max_connections}",
-            "-Wno-unused-function",
-        ]
-        if config.tls:
-            cflags.append("-DBW_TLS=1")
-        if config.spill_every:
-            cflags.append(f"-DBW_SPILL_EVERY={config.spill_every}")
+        cflags = _compile_flags(config, bpf_dir)
         # Where programs may use the current task as a BTF pointer (5.15+), each syscall's own exit
         # tracepoint reads its registers through the task, and TLS calls in flight live in task
         # storage. Elsewhere one raw tracepoint runs at the exit of every syscall, which costs

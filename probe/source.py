@@ -55,6 +55,7 @@ class ProbeStats:
     truncated_messages: int = 0  # capture budget ran out (expected for large bodies)
     missed_syscalls: int = 0  # in-flight table full
     http2_connections: int = 0  # connection ends seen to speak HTTP/2, which is not decoded
+    io_uring_operations: int = 0  # socket operations submitted through io_uring, not decoded
     records: int = 0
     abi_errors: int = 0
     exchanges: int = 0
@@ -308,6 +309,7 @@ class LiveProbeSource:
             truncated_messages=kernel.get(Counter.TRUNCATED, 0),
             missed_syscalls=kernel.get(Counter.ARGS_FULL, 0),
             http2_connections=kernel.get(Counter.HTTP2, 0),
+            io_uring_operations=kernel.get(Counter.IO_URING, 0),
             records=t.records,
             abi_errors=self._abi_errors,
             exchanges=t.exchanges,

@@ -96,6 +96,8 @@ def summary(stats: ProbeStats) -> str:
     )
     if stats.http2_connections:  # traffic the user may be looking for, and will not see
         text += f", HTTP/2 connections not decoded {stats.http2_connections}"
+    if stats.io_uring_operations:
+        text += f", io_uring socket operations not decoded {stats.io_uring_operations}"
     return text
 
 

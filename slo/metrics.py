@@ -84,6 +84,10 @@ PROBE_COUNTERS: Mapping[str, tuple[str, str]] = {
         "bytewatch_probe_http2_connections",
         "Connection ends that began with HTTP/2's preface: seen, not decoded (HTTP/1.x only).",
     ),
+    "io_uring_operations": (
+        "bytewatch_probe_io_uring_operations",
+        "Socket operations submitted through io_uring: seen, not decoded.",
+    ),
     "records": ("bytewatch_probe_records", "Records read from the ring buffer."),
     "abi_errors": ("bytewatch_probe_abi_errors", "Records that did not decode."),
     "exchanges": ("bytewatch_probe_exchanges", "HTTP exchanges observed."),

@@ -39,7 +39,7 @@ COUNTERS = {
     "bytewatch_probe_overflowed_routes", "bytewatch_probe_spilled_records",
     "bytewatch_probe_resequenced_records", "bytewatch_probe_late_records",
     "bytewatch_probe_reader_raised", "bytewatch_probe_http2_connections",
-    "bytewatch_probe_cut_heads",
+    "bytewatch_probe_cut_heads", "bytewatch_probe_io_uring_operations",
 }  # fmt: skip
 HISTOGRAMS = {
     "api_http_duration_seconds",

@@ -940,6 +940,83 @@ def test_a_response_past_the_capture_budget_is_counted_as_truncated_once(
     assert counted == [1, 2], "one count for each of the two responses past the budget"
 
 
+# A process that, once told on stdin, sends "ping" over a socket pair through io_uring (raw
+# syscalls: liburing is not installed), waits for it to complete, and says "done".
+_IO_URING_SEND = r"""
+#include <linux/io_uring.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(void) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    int ring = syscall(__NR_io_uring_setup, 4, &p);
+    if (ring < 0) { perror("io_uring_setup"); return 1; }
+    char *sq = mmap(0, p.sq_off.array + p.sq_entries * sizeof(unsigned),
+                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQ_RING);
+    struct io_uring_sqe *sqes = mmap(0, p.sq_entries * sizeof(struct io_uring_sqe),
+                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQES);
+    if (sq == MAP_FAILED || sqes == MAP_FAILED) { perror("mmap"); return 1; }
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds)) { perror("socketpair"); return 1; }
+    printf("ready\n");
+    fflush(stdout);
+    char go[8];
+    if (!fgets(go, sizeof(go), stdin)) return 1;
+    static const char ping[] = "ping";
+    unsigned tail = *(unsigned *)(sq + p.sq_off.tail);
+    unsigned index = tail & *(unsigned *)(sq + p.sq_off.ring_mask);
+    struct io_uring_sqe *sqe = &sqes[index];
+    memset(sqe, 0, sizeof(*sqe));
+    sqe->opcode = IORING_OP_SEND;
+    sqe->fd = fds[0];
+    sqe->addr = (unsigned long)ping;
+    sqe->len = sizeof(ping) - 1;
+    ((unsigned *)(sq + p.sq_off.array))[index] = index;
+    __atomic_store_n((unsigned *)(sq + p.sq_off.tail), tail + 1, __ATOMIC_RELEASE);
+    if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, 0, 0) != 1) {
+        perror("io_uring_enter");
+        return 1;
+    }
+    printf("done\n");
+    return 0;
+}
+"""
+
+
+def test_socket_operations_through_io_uring_are_counted_and_not_decoded(tmp_path: Path) -> None:
+    from probe.abi import Counter as KernelCounter
+    from probe.loader import LoadedProbe, ProbeConfig, io_uring_submissions_visible
+    from tests.ci import require_binary, skip_or_fail
+
+    if not io_uring_submissions_visible():
+        skip_or_fail("this kernel has no io_uring_submit_req tracepoint with an opcode (5.19+)")
+    source = tmp_path / "io_uring_send.c"
+    source.write_text(_IO_URING_SEND)
+    binary = tmp_path / "io_uring_send"
+    gcc = require_binary("gcc", "Debian's gcc")
+    subprocess.run([gcc, "-O1", "-o", str(binary), str(source)], check=True)
+    sender = subprocess.Popen(
+        [str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert sender.stdin is not None and sender.stdout is not None
+    try:
+        assert sender.stdout.readline().strip() == "ready"
+        with LoadedProbe(ProbeConfig(pids=frozenset({sender.pid}))) as probe:
+            sender.stdin.write("go\n")
+            sender.stdin.flush()
+            assert sender.stdout.readline().strip() == "done"
+            counters = probe.counters()
+    finally:
+        sender.kill()
+        sender.wait()
+    assert counters[KernelCounter.IO_URING] == 1, "the one send, and nothing else"
+
+
 def test_a_probe_that_cannot_attach_says_why_in_one_line_without_a_traceback() -> None:
     env = dict(os.environ, BYTEWATCH_BPF_DIR="/nonexistent")
     result = subprocess.run(

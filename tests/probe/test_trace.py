@@ -18,6 +18,12 @@ def test_the_closing_summary_names_http2_connections_only_when_there_were_some()
     assert with_http2.endswith(", HTTP/2 connections not decoded 2")
 
 
+def test_the_closing_summary_names_io_uring_operations_only_when_there_were_some() -> None:
+    assert "io_uring" not in summary(ProbeStats(exchanges=3))
+    with_io_uring = summary(ProbeStats(exchanges=3, io_uring_operations=5))
+    assert with_io_uring.endswith(", io_uring socket operations not decoded 5")
+
+
 def test_a_config_file_with_a_typo_stops_trace_before_the_probe_with_its_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
