@@ -796,6 +796,30 @@ def test_records_sent_through_the_spill_ring_are_put_back_in_order(
     assert tracker.stats.lost_records == 0
 
 
+@contextmanager
+def told_to_go(
+    argv: list[str],
+) -> Iterator[tuple[subprocess.Popen[str], Callable[[], None]]]:
+    """A process that prints "ready", waits for a line on stdin, does its part and prints
+    "done": yields it, once ready, and a function that tells it to go and waits until it is
+    done. Killed when the block ends."""
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdin is not None and process.stdout is not None
+    stdin, stdout = process.stdin, process.stdout
+
+    def go() -> None:
+        stdin.write("go\n")
+        stdin.flush()
+        assert stdout.readline().strip() == "done"
+
+    try:
+        assert stdout.readline().strip() == "ready"
+        yield process, go
+    finally:
+        process.kill()
+        process.wait()
+
+
 # One Node process: an HTTP/2 server and an HTTP/1.1 one, and, once told on stdin, a client
 # that makes three HTTP/2 requests over one connection and then one HTTP/1.1 request.
 _NODE_HTTP2_AND_HTTP1 = """
@@ -828,30 +852,19 @@ def test_http2_connections_are_counted_and_not_decoded(tmp_path: Path) -> None:
 
     script = tmp_path / "h2.js"
     script.write_text(_NODE_HTTP2_AND_HTTP1)
-    node = subprocess.Popen(
-        [require_binary("node", "Debian's nodejs"), str(script)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert node.stdin is not None and node.stdout is not None
     tracker = ConnectionTracker()
     seen: list[ObservedExchange] = []
-    try:
-        assert node.stdout.readline().strip() == "ready"
-        with LoadedProbe(ProbeConfig(pids=frozenset({node.pid}))) as probe:
-            node.stdin.write("go\n")
-            node.stdin.flush()
-            assert node.stdout.readline().strip() == "done"
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and len(seen) < 2:
-                for record in probe.poll(0.05).records:
-                    seen += tracker.feed(record)
-                seen += tracker.end_batch()
-            counters = probe.counters()
-    finally:
-        node.kill()
-        node.wait()
+    with (
+        told_to_go([require_binary("node", "Debian's nodejs"), str(script)]) as (node, go),
+        LoadedProbe(ProbeConfig(pids=frozenset({node.pid}))) as probe,
+    ):
+        go()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(seen) < 2:
+            for record in probe.poll(0.05).records:
+                seen += tracker.feed(record)
+            seen += tracker.end_batch()
+        counters = probe.counters()
     # The HTTP/1.1 call is seen from both ends; the HTTP/2 connection only counted, once at
     # each end (the client writes its preface, the server reads it).
     assert sorted(e.request.head.target for e in seen) == ["/h1", "/h1"]
@@ -1000,20 +1013,12 @@ def test_socket_operations_through_io_uring_are_counted_and_not_decoded(tmp_path
     binary = tmp_path / "io_uring_send"
     gcc = require_binary("gcc", "Debian's gcc")
     subprocess.run([gcc, "-O1", "-o", str(binary), str(source)], check=True)
-    sender = subprocess.Popen(
-        [str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert sender.stdin is not None and sender.stdout is not None
-    try:
-        assert sender.stdout.readline().strip() == "ready"
-        with LoadedProbe(ProbeConfig(pids=frozenset({sender.pid}))) as probe:
-            sender.stdin.write("go\n")
-            sender.stdin.flush()
-            assert sender.stdout.readline().strip() == "done"
-            counters = probe.counters()
-    finally:
-        sender.kill()
-        sender.wait()
+    with (
+        told_to_go([str(binary)]) as (sender, go),
+        LoadedProbe(ProbeConfig(pids=frozenset({sender.pid}))) as probe,
+    ):
+        go()
+        counters = probe.counters()
     assert counters[KernelCounter.IO_URING] == 1, "the one send, and nothing else"
 
 
