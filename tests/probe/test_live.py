@@ -267,28 +267,40 @@ def test_http_over_a_unix_socket_is_seen_on_both_sides(
     assert {e["direction"] for e in served} == {"server"}
 
 
+@contextmanager
+def traced_with_name_from(tmp_path: Path, source: str) -> Iterator[TraceProcess]:
+    """``bytewatch trace`` with one services rule, ``name_from: source``."""
+    config = tmp_path / "bytewatch.yaml"
+    config.write_text(f"services:\n  - name_from: {source}\n")
+    trace = TraceProcess("--config", str(config))
+    try:
+        yield trace
+    finally:
+        trace.stop()
+
+
+def get_over_unix_socket(path: Path, target: str) -> float:
+    """One GET of ``target`` from the server on the socket file ``path``; when it began."""
+    since = time.time()
+    transport = httpx.HTTPTransport(uds=str(path))
+    with httpx.Client(transport=transport, base_url="http://app") as client:
+        client.get(target)
+    return since
+
+
 def test_a_service_named_in_its_otel_environment_is_traced_under_that_name(
     tmp_path: Path,
 ) -> None:
     n = unique_id()
-    config = tmp_path / "bytewatch.yaml"
-    config.write_text("services:\n  - name_from: otel\n")
     path = tmp_path / "app.sock"
     env = dict(os.environ, OTEL_SERVICE_NAME=f"checkout-{n}")
     env.pop("OTEL_RESOURCE_ATTRIBUTES", None)
-    trace = TraceProcess("--config", str(config))
-    try:
-        with unix_socket_server(path, env) as server:
-            since = time.time()
-            transport = httpx.HTTPTransport(uds=str(path))
-            with httpx.Client(transport=transport, base_url="http://app") as client:
-                client.get(f"/users/{n}")
-            served = trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=1)
-            called = trace.wait_for(
-                lambda e: called_by(os.getpid(), since)(e) and e["path"] == f"/users/{n}", count=1
-            )
-    finally:
-        trace.stop()
+    with traced_with_name_from(tmp_path, "otel") as trace, unix_socket_server(path, env) as server:
+        since = get_over_unix_socket(path, f"/users/{n}")
+        served = trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=1)
+        called = trace.wait_for(
+            lambda e: called_by(os.getpid(), since)(e) and e["path"] == f"/users/{n}", count=1
+        )
     assert [e["service"] for e in served] == [f"checkout-{n}"]
     # This test's process says no name: its own call keeps its process name.
     assert [e["service"] for e in called] == [called[0]["comm"]]
@@ -341,26 +353,18 @@ def test_a_service_named_after_its_unit_or_its_pods_workload_is_traced_under_tha
     """A server moved into a cgroup as systemd or the kubelet would put it; the pod's in a UTS
     namespace of its own, with its name in HOSTNAME, as container runtimes start it."""
     n = unique_id()
-    config = tmp_path / "bytewatch.yaml"
-    config.write_text(f"services:\n  - name_from: {source}\n")
     path = tmp_path / "app.sock"
     env = dict(os.environ)
     if pod is not None:
         env["HOSTNAME"] = pod.format(n=n)
     argv = ["unshare", "--uts"] if pod is not None else []
-    trace = TraceProcess("--config", str(config))
-    try:
-        with (
-            unix_socket_server(path, env, argv) as server,
-            moved_to_cgroup(server.pid, cgroup.format(n=n)),
-        ):
-            since = time.time()
-            transport = httpx.HTTPTransport(uds=str(path))
-            with httpx.Client(transport=transport, base_url="http://app") as client:
-                client.get(f"/users/{n}")
-            served = trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=1)
-    finally:
-        trace.stop()
+    with (
+        traced_with_name_from(tmp_path, source) as trace,
+        unix_socket_server(path, env, argv) as server,
+        moved_to_cgroup(server.pid, cgroup.format(n=n)),
+    ):
+        since = get_over_unix_socket(path, f"/users/{n}")
+        served = trace.wait_for(lambda e: e["pid"] == server.pid and ts(e) >= since, count=1)
     assert [e["service"] for e in served] == [service.format(n=n)]
 
 
