@@ -372,9 +372,10 @@ class ConnectionTracker:
         done = responses.settle(resp_total, resp_last)
         if conn.role is Role.SERVER and totals.out_tail:
             done += responses.settle_chunked_tail(resp_total, resp_last, totals.out_tail)
-        silent_since = max(totals.in_last_ns, totals.out_last_ns)
-        if responses.head_cut and now_ns - silent_since >= self.limits.cut_head_quiet_ns:
-            done += responses.settle_lost(resp_total, resp_last)
+        if responses.head_cut:
+            silent_ns = now_ns - max(totals.in_last_ns, totals.out_last_ns)
+            if silent_ns >= self.limits.cut_head_quiet_ns:
+                done += responses.settle_lost(resp_total, resp_last)
         self._responses(conn, done, out)
         return out
 
